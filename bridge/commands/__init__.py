@@ -1,0 +1,1 @@
+"""One module per ``ratespike`` subcommand (see :data:`bridge.cli.COMMANDS`)."""

@@ -1,0 +1,67 @@
+"""``ratespike train RULE --dataset NAME ...``: train a rate network with a local learning rule."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from bridge.commands.common import add_seed_arguments, add_set_argument, seeds_from_args
+
+HELP = "train a rate network with a learning rule and write its results to NetCDF"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("rule", help="learning rule by name (bp, ...); see 'ratespike train --list'", nargs="?")
+    p.add_argument("--list", action="store_true", help="list the rules and datasets and exit")
+    p.add_argument("--dataset", default="mnist", help="mnist, fashion-mnist, cifar10, stl10, digits, synthetic "
+                   "(default mnist)")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the preset's)")
+    add_seed_arguments(p)
+    p.add_argument("--out", default=None, help="results file (default RULE_DATASET_sSEED.nc)")
+    p.add_argument("--data-root", default=None, help="data folder (default $RATESPIKE_DATA, else the cache)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    add_set_argument(p)
+    p.add_argument("--resume", action="store_true", help="continue from OUT.ckpt if it exists")
+    p.add_argument("--keep-checkpoint", action="store_true", help="keep OUT.ckpt after a finished run")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    from bridge.config import apply_overrides, replace_config
+    from bridge.errors import ConfigError
+    from bridge.io import check_writable
+    from ratenets.rules import get_rule, rule_names
+
+    if args.list or not args.rule:
+        if not args.list:
+            raise ConfigError("missing RULE (choices: " + ", ".join(rule_names()) + ")")
+        from ratenets.data import dataset_names
+
+        print("rules:    " + ", ".join(rule_names()))
+        print("datasets: " + ", ".join(dataset_names()))
+        return 0
+    rule_cls = get_rule(args.rule)
+    seeds = seeds_from_args(args)
+    cfg = rule_cls.preset(args.dataset)  # raises for an unknown or unsupported dataset
+    if args.epochs is not None:
+        cfg = replace_config(cfg, {"epochs": args.epochs})
+    cfg = apply_overrides(cfg, args.overrides)
+    if args.device not in ("cpu", "cuda") and not args.device.startswith("cuda:"):
+        raise ConfigError(f"unknown device {args.device!r} (choices: cpu, cuda)")
+    seed_tag = f"s{seeds[0]}" if len(seeds) == 1 else f"s{seeds[0]}-{seeds[-1]}"
+    out = check_writable(args.out or f"{args.rule}_{args.dataset}_{seed_tag}.nc")
+
+    from ratenets.train import RunContext, fit, remove_checkpoint, resolve_device
+
+    resolve_device(args.device)
+    ctx = RunContext(dataset=args.dataset, seeds=seeds, device=args.device, out=out, resume=args.resume,
+                     progress=not args.no_progress and sys.stderr.isatty(), data_root=args.data_root)
+    data = rule_cls.load_data(cfg, args.dataset, args.data_root)
+    ds, _ = fit(rule_cls, cfg, data, ctx)
+    if not args.keep_checkpoint:
+        remove_checkpoint(ctx)
+    from bridge.summary import final_metrics
+
+    print(f"{args.rule} on {args.dataset}: {final_metrics(ds)}")
+    print(f"wrote {Path(out)}")
+    return 0

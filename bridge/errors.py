@@ -1,0 +1,33 @@
+"""Errors of ratespike: library code raises these, the CLI turns them into one line and exit status 2."""
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class RatespikeError(Exception):
+    """Base class of every error the user can cause and fix (bad input, missing data, bad files)."""
+
+
+class ConfigError(RatespikeError, ValueError):
+    """A config field, a CLI argument or a combination of them is invalid."""
+
+
+class DataError(RatespikeError):
+    """A dataset cannot be found, downloaded or read."""
+
+
+class ResultsFileError(RatespikeError):
+    """A results file cannot be read, is not a ratespike file, or cannot be written."""
+
+
+class DivergenceError(RatespikeError):
+    """Training or simulation produced NaN or inf; the message names where and when."""
+
+
+def unknown_choice(kind: str, value: str, choices: Iterable[str]) -> ConfigError:
+    """A ConfigError for an unknown name, with a 'did you mean' suggestion and the valid choices."""
+    choices = sorted(choices)
+    close = difflib.get_close_matches(value, choices, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return ConfigError(f"unknown {kind} {value!r}{hint} (choices: {', '.join(choices)})")

@@ -1,0 +1,25 @@
+"""The registry of rate-network learning rules: registry key = module name = CLI name.
+
+Entries are ``"module:Class"`` strings imported on first use, so listing the rules costs nothing.
+"""
+from __future__ import annotations
+
+import importlib
+
+from bridge.errors import unknown_choice
+
+RULES: dict[str, str] = {
+    "bp": "ratenets.rules.bp:BP",
+}
+
+
+def rule_names() -> list[str]:
+    return list(RULES)
+
+
+def get_rule(name: str) -> type:
+    """The rule class registered as ``name``; a ConfigError with suggestions for an unknown name."""
+    if name not in RULES:
+        raise unknown_choice("rule", name, RULES)
+    module, cls = RULES[name].split(":")
+    return getattr(importlib.import_module(module), cls)

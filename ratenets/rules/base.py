@@ -1,0 +1,229 @@
+"""The shared rule interface, and the base class of the supervised MLP rules.
+
+Every rule is one class in one file of ``ratenets/rules/``, registered by name in
+``ratenets/rules/__init__.py``. The engine (:func:`ratenets.train.fit`) drives it:
+
+.. code-block:: python
+
+    rule = Rule(config, data, seeds=(0,), device=torch.device("cpu"), progress=False)
+    for epoch in range(1, config.epochs + 1):
+        metrics = rule.train_epoch(epoch) | rule.evaluate(epoch)  # dict of xarray.DataArray
+
+A metric's DataArray has named dimensions (``seed`` first for batched seeds, then e.g. ``layer``) but no
+``epoch`` dimension: the engine adds it.
+"""
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+import torch
+import xarray as xr
+
+from bridge.config import check_positive
+from bridge.errors import ConfigError
+from bridge.reps import PROBE_SIZE, representation
+from ratenets.data import ImageDataset, batches, check_dataset_name, load_dataset, to_float
+from ratenets.train import progress as _progress
+
+
+class Rule(Protocol):
+    """What the training engine needs of a rule."""
+
+    name: ClassVar[str]
+    Config: ClassVar[type]
+    batched_seeds: ClassVar[bool]
+
+    @classmethod
+    def preset(cls, dataset: str) -> Any: ...
+
+    @classmethod
+    def load_data(cls, config: Any, dataset: str, data_root: str | None) -> Any: ...
+
+    def __init__(self, config: Any, data: Any, *, seeds: tuple[int, ...], device: torch.device,
+                 progress: bool) -> None: ...
+
+    def train_epoch(self, epoch: int) -> dict[str, xr.DataArray]: ...
+
+    def evaluate(self, epoch: int) -> dict[str, xr.DataArray]: ...
+
+    def static_results(self) -> dict[str, xr.DataArray]: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+def check_dataset(rule: str, dataset: str, supported: tuple[str, ...]) -> None:
+    """ConfigError for an unknown dataset, or one this rule has no preset for."""
+    check_dataset_name(dataset)
+    if dataset not in supported:
+        raise ConfigError(f"rule {rule!r} has no preset for dataset {dataset!r} (supported: {', '.join(supported)})")
+
+
+def seed_generators(seeds: tuple[int, ...]) -> list[torch.Generator]:
+    """One CPU generator per seed, so a seed gives the same run alone or batched with others."""
+    return [torch.Generator().manual_seed(int(s)) for s in seeds]
+
+
+def uniform_init(gens: list[torch.Generator], fan_in: int, shape: tuple[int, ...], device: torch.device,
+                 scale: float = 1.0) -> torch.Tensor:
+    """``(seed, *shape)`` weights drawn U(-scale/sqrt(fan_in), scale/sqrt(fan_in)) per seed (torch's default)."""
+    bound = scale / math.sqrt(fan_in)
+    w = torch.stack([(torch.rand(shape, generator=g) * 2 - 1) * bound for g in gens])
+    return w.to(device)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SupervisedConfig:
+    """Fields every supervised MLP rule has (subclasses add their own and change defaults)."""
+
+    epochs: int = 50                      # Bozkurt et al. (2023), Sec. 4: 50 epochs
+    batch_size: int = 20                  # Bozkurt et al. (2023), Sec. 4: batch size 20
+    hidden: tuple[int, ...] = (500,)      # 784-500-10 (MNIST, F-MNIST); 3072-1000-10 for CIFAR-10
+    eval_batch_size: int = 1000
+
+    def __post_init__(self) -> None:
+        check_positive(self, "epochs", "batch_size", "eval_batch_size")
+        if not self.hidden or any(h <= 0 for h in self.hidden):
+            raise ConfigError(f"hidden must list positive layer widths, got {self.hidden!r}")
+
+
+class SupervisedRule(ABC):
+    """Base of the supervised rules on a fully connected net ``input-hidden...-classes`` with batched seeds.
+
+    Subclasses set ``name`` and ``Config`` and implement :meth:`init_params`, :meth:`train_batch` and
+    :meth:`predict`. Every tensor carries the seed as its first dimension: inputs are ``(seed, batch,
+    features)``; each seed sees its own data order, drawn from its own generator.
+    """
+
+    name: ClassVar[str] = ""
+    Config: ClassVar[type] = SupervisedConfig
+    batched_seeds: ClassVar[bool] = True
+
+    #: datasets this rule's presets cover
+    datasets: ClassVar[tuple[str, ...]] = ("mnist", "fashion-mnist", "cifar10", "digits", "synthetic")
+
+    @classmethod
+    def preset(cls, dataset: str) -> Any:
+        """The config with the paper's values for ``dataset``; a ConfigError for an unsupported dataset."""
+        check_dataset(cls.name, dataset, cls.datasets)
+        return cls.Config()
+
+    @classmethod
+    def load_data(cls, config: Any, dataset: str, data_root: str | None) -> ImageDataset:
+        return load_dataset(dataset, data_root)
+
+    def __init__(self, config: Any, data: ImageDataset, *, seeds: tuple[int, ...], device: torch.device,
+                 progress: bool = False) -> None:
+        self.config = config
+        self.data = data
+        self.seeds = tuple(seeds)
+        self.device = device
+        self.show_progress = progress
+        self.gens = seed_generators(self.seeds)
+        self.n_in = int(np.prod(data.image_shape))
+        self.n_out = data.num_classes
+        self.sizes = (self.n_in, *config.hidden, self.n_out)
+        self.x_train = to_float(data.x_train).reshape(len(data.x_train), -1).to(device)
+        self.y_train = data.y_train.to(device)
+        self.x_test = to_float(data.x_test).reshape(len(data.x_test), -1).to(device)
+        self.y_test = data.y_test.to(device)
+        self.params: dict[str, torch.Tensor] = {}
+        self.init_params()
+
+    # --- to implement -------------------------------------------------------------------------------
+    @abstractmethod
+    def init_params(self) -> None:
+        """Create ``self.params`` (tensors shaped ``(seed, ...)``), drawing from ``self.gens``."""
+        ...
+
+    @abstractmethod
+    def train_batch(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Update the parameters on one batch; ``x`` ``(seed, batch, n_in)``, ``y`` ``(seed, batch)`` labels.
+
+        Returns the batch loss per seed, shape ``(seed,)``.
+        """
+        ...
+
+    @abstractmethod
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """Class scores ``(seed, batch, n_out)`` for inputs ``(seed, batch, n_in)``."""
+        ...
+
+    # --- shared ---------------------------------------------------------------------------------------
+    def one_hot(self, y: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.one_hot(y, self.n_out).to(self.x_train.dtype)
+
+    def train_epoch(self, epoch: int) -> dict[str, xr.DataArray]:
+        n, bs = len(self.y_train), self.config.batch_size
+        # (seed, n): each seed's own permutation of the training set
+        perms = torch.stack([torch.randperm(n, generator=g) for g in self.gens]).to(self.device)
+        nb = math.ceil(n / bs)
+        loss_sum = torch.zeros(len(self.seeds), device=self.device, dtype=torch.float64)
+        correct = torch.zeros(len(self.seeds), device=self.device, dtype=torch.float64)
+        it = _progress(range(nb), desc=f"{self.name} epoch {epoch}", enabled=self.show_progress)
+        for b in it:
+            idx = perms[:, b * bs:(b + 1) * bs]  # (seed, batch)
+            x, y = self.x_train[idx], self.y_train[idx]
+            loss = self.train_batch(x, y)
+            loss_sum += loss.detach().double() * idx.shape[1]
+        train_acc = self._accuracy(self.x_train, self.y_train)
+        return {
+            "train_loss": xr.DataArray(loss_sum.cpu().numpy() / n, dims=("seed",),
+                                       attrs={"long_name": "mean training loss over the epoch", "units": "1"}),
+            "train_accuracy": xr.DataArray(train_acc, dims=("seed",),
+                                           attrs={"long_name": "training-set accuracy after the epoch",
+                                                  "units": "1"}),
+        }
+
+    @torch.no_grad()
+    def _accuracy(self, x_all: torch.Tensor, y_all: torch.Tensor) -> np.ndarray:
+        correct = torch.zeros(len(self.seeds), device=self.device)
+        S = len(self.seeds)
+        for idx in batches(len(y_all), self.config.eval_batch_size):
+            x = x_all[idx.to(self.device)].unsqueeze(0).expand(S, -1, -1)
+            pred = self.predict(x).argmax(-1)  # (seed, batch)
+            correct += (pred == y_all[idx.to(self.device)].unsqueeze(0)).float().sum(1)
+        return (correct / len(y_all)).cpu().numpy().astype(np.float64)
+
+    def evaluate(self, epoch: int) -> dict[str, xr.DataArray]:
+        return {"test_accuracy": xr.DataArray(self._accuracy(self.x_test, self.y_test), dims=("seed",),
+                                              attrs={"long_name": "test-set accuracy", "units": "1"})}
+
+    def static_results(self) -> dict[str, xr.DataArray]:
+        return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"params": {k: v.detach().cpu() for k, v in self.params.items()},
+                "gens": [g.get_state() for g in self.gens], "extra": self.extra_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for k, v in state["params"].items():
+            self.params[k].data.copy_(v.to(self.device))
+        for g, s in zip(self.gens, state["gens"]):
+            g.set_state(s)
+        self.load_extra_state(state.get("extra", {}))
+
+    def extra_state(self) -> dict[str, Any]:
+        """Optimiser moments and other state beyond ``params`` (override when there is any)."""
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        return None
+
+    @abstractmethod
+    def representations(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Each layer's response ``(batch, units)`` of the first seed to flat inputs ``(batch, n_in)``."""
+        ...
+
+    def probe_representations(self) -> dict[str, xr.Dataset]:
+        """Every layer's responses to the fixed probe set (the first test images), for the bridge."""
+        n = min(PROBE_SIZE, len(self.y_test))
+        reps = self.representations(self.x_test[:n])
+        meta = {"probe_dataset": self.data.name, "probe_split": "test", "probe_count": n, "seed": self.seeds[0]}
+        return {k: representation(v.detach().cpu().numpy(), layer=k, labels=self.y_test[:n].cpu().numpy(),
+                                  attrs=meta) for k, v in reps.items()}
