@@ -26,7 +26,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports a usage error as one line (no usage block) with exit status 2."""
 
     def error(self, message: str):  # type: ignore[override]
-        if message.startswith("argument command: invalid choice"):
+        if message.startswith("argument COMMAND: invalid choice"):
             bad = message.split("'")[1] if "'" in message else message
             message = str(unknown_choice("subcommand", bad, COMMANDS))
         self.exit(2, f"ratespike: error: {message}\n")

@@ -191,9 +191,31 @@ def _download_target(root: Path) -> Path:
 
 def _missing(name: str, searched: list[Path], hint: str, err: Exception | None) -> DataError:
     where = ", ".join(str(p) for p in dict.fromkeys(searched))
-    why = f" and the download failed ({type(err).__name__})" if err else ""
-    return DataError(f"dataset {name!r} not found in {where}{why}; {hint} into that folder, "
+    why = f" and the download failed ({type(err).__name__}: no network?)" if err else ""
+    return DataError(f"dataset {name!r} not found in {where}{why}; {hint} into {searched[0]}, "
                      f"or pass --data-root DIR / set {ENV_VAR}")
+
+
+def _remove_empty_dirs(top: Path, existed: set[Path]) -> None:
+    """Undo the empty folders a failed download left behind (never touches folders that existed)."""
+    if not top.exists() or top in existed:
+        return
+    for d in sorted((p for p in [top, *top.rglob("*")] if p.is_dir()), key=lambda p: -len(p.parts)):
+        try:
+            d.rmdir()
+        except OSError:
+            pass
+
+
+def _download(target: Path, folder: str, make: Callable[[], object]) -> Exception | None:
+    """Run a torchvision download into ``target``; on failure remove the empty folders it created."""
+    existed = {p for p in [target / folder] if p.exists()}
+    try:
+        make()
+    except Exception as e:  # noqa: BLE001 - any failure of the download is reported in one line
+        _remove_empty_dirs(target / folder, existed)
+        return e
+    return None
 
 
 def _load_idx_dataset(name: str, folder: str, tv_class: str, classes: tuple[str, ...], root: Path,
@@ -201,13 +223,10 @@ def _load_idx_dataset(name: str, folder: str, tv_class: str, classes: tuple[str,
     roots = [root, cache_dir() / "data"]
     files = _find_idx(folder, roots)
     if files is None and download:
-        err: Exception | None = None
-        try:
-            import torchvision
+        import torchvision
 
-            getattr(torchvision.datasets, tv_class)(str(_download_target(root)), download=True)
-        except Exception as e:  # noqa: BLE001 - any failure of the download is reported in one line
-            err = e
+        target = _download_target(root)
+        err = _download(target, folder, lambda: getattr(torchvision.datasets, tv_class)(str(target), download=True))
         files = _find_idx(folder, roots)
         if files is None:
             raise _missing(name, roots, f"put torchvision's {folder}/raw/*-ubyte.gz files", err)
@@ -248,10 +267,11 @@ def _tv_load(name: str, folder: str, root: Path, download: bool, make: Callable[
                 continue  # incomplete or corrupt folder: try the next, then download
     err: Exception | None = None
     if download:
-        try:
-            return make(str(_download_target(root)), True)
-        except Exception as e:  # noqa: BLE001
-            err = e
+        target = _download_target(root)
+        result: list = []
+        err = _download(target, folder, lambda: result.append(make(str(target), True)))
+        if err is None:
+            return result[0]
     raise _missing(name, roots, hint, err)
 
 

@@ -9,19 +9,20 @@ from bridge.errors import ConfigError
 def parse_seeds(text: str) -> tuple[int, ...]:
     """``"3"`` -> (3,); ``"0-9"`` -> (0, ..., 9); ``"1,4,7"`` -> (1, 4, 7)."""
     seeds: list[int] = []
-    try:
-        for part in text.split(","):
-            part = part.strip()
+    for part in text.split(","):
+        part = part.strip()
+        try:
             if "-" in part[1:]:
-                a, b = part.split("-", 1) if not part.startswith("-") else (part, "")
-                lo, hi = int(a), int(b)
-                if hi < lo:
-                    raise ConfigError(f"seed range {part!r} runs backwards")
-                seeds.extend(range(lo, hi + 1))
+                lo, hi = (int(v) for v in part.split("-", 1))
+                rng = range(lo, hi + 1)
             else:
-                seeds.append(int(part))
-    except ValueError:
-        raise ConfigError(f"seeds must look like 3, 0-9 or 1,4,7; got {text!r}") from None
+                lo = hi = int(part)
+                rng = range(lo, lo + 1)
+        except ValueError:
+            raise ConfigError(f"seeds must look like 3, 0-9 or 1,4,7; got {text!r}") from None
+        if hi < lo:
+            raise ConfigError(f"seed range {part!r} runs backwards")
+        seeds.extend(rng)
     if any(s < 0 for s in seeds):
         raise ConfigError(f"seeds must be >= 0, got {text!r}")
     if len(set(seeds)) != len(seeds):
