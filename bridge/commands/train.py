@@ -57,10 +57,17 @@ def run(args: argparse.Namespace) -> int:
     ctx = RunContext(dataset=args.dataset, seeds=seeds, device=args.device, out=out, resume=args.resume,
                      progress=not args.no_progress and sys.stderr.isatty(), data_root=args.data_root)
     data = rule_cls.load_data(cfg, args.dataset, args.data_root)
-    ds, _ = fit(rule_cls, cfg, data, ctx)
+    from bridge.summary import final_metrics
+
+    def report(epoch: int, metrics) -> None:
+        if not args.no_progress:
+            import xarray as xr
+
+            print(f"epoch {epoch}/{cfg.epochs}: {final_metrics(xr.Dataset(dict(metrics)))}", file=sys.stderr)
+
+    ds, _ = fit(rule_cls, cfg, data, ctx, on_epoch=report)
     if not args.keep_checkpoint:
         remove_checkpoint(ctx)
-    from bridge.summary import final_metrics
 
     print(f"{args.rule} on {args.dataset}: {final_metrics(ds)}")
     print(f"wrote {Path(out)}")
