@@ -10,6 +10,9 @@ from bridge.errors import unknown_choice
 
 RULES: dict[str, str] = {
     "bp": "ratenets.rules.bp:BP",
+    "clapp": "ratenets.rules.clapp:CLAPP",
+    "clapp-s": "ratenets.rules.clapp_s:CLAPPs",
+    "hinge-cpc": "ratenets.rules.hinge_cpc:HingeCPC",
 }
 
 

@@ -1,0 +1,593 @@
+"""Shared parts of CLAPP, CLAPP-s and Hinge-CPC: config, negative sampling, hinge loss, explicit rule, trainer.
+
+Illing, Ventura, Bellec & Gerstner (NeurIPS 2021), "Local plasticity rules can learn deep representations
+using self-supervised contrastive predictions", arXiv 2010.08262. Every layer ``l`` of a patch encoder
+(:mod:`ratenets.encoders.patches`) gives, after averaging over the pixels of each patch, one vector
+``h[b, y, x]`` per grid position. For prediction step ``k = 1..K`` the context ``c = h[b, y, x]`` is scored
+against a future ``z = h[b', y + k + skip, x]`` of the same column and layer by ``u = c^T W_k z`` and the
+hinge ``relu(1 - s u)``, ``s = +1`` for the true future (``b' = b``) and ``s = -1`` for a negative (Eq. 3).
+
+Convention: ``W_k`` has shape ``(C, C)``, rows index the context neuron and columns the future neuron, so the
+*prediction* seen by the future layer is ``W_k^T c`` and the *retrodiction* seen by the context is ``W_k z``
+(as the original, which applies ``W_k`` as a 1x1 convolution to ``z``).
+
+Sampling is expressed as explicit *pairs* (context position, target position, sign, weight) per step
+``k``, so the autograd loss (:func:`hinge_loss`) and the explicit three-factor rule
+(:func:`three_factor_grads`, Eqs. 6-8) consume exactly the same draw.
+
+Choices where paper and original code differ (see ``docs/results/clapp.md``):
+
+* ``coin="global"`` (default, the paper's biology: one saccade signal for the whole brain): each image's
+  positive/negative coin and saccade partner are drawn once per batch and shared by all layers and by both
+  terms of the asymmetric loss. ``coin="per_layer"`` draws them per layer and per term, as the original code.
+* ``exclude_self=True`` (default): a negative never comes from the same image (saccade) or the same position
+  (CLAPP-s). The original includes self-pairs (about 1/32 of CLAPP's "negatives" are the image itself);
+  ``exclude_self=False`` reproduces that.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import torch
+import xarray as xr
+from torch import nn
+
+from bridge.config import check_positive
+from bridge.errors import ConfigError
+from bridge.reps import PROBE_SIZE, representation
+from ratenets.data import ImageDataset, load_dataset, resolve_root
+from ratenets.encoders.patches import PatchEncoder, PatchEncoderSpec, extract_patches, grid_size, pooled
+from ratenets.rules.base import check_dataset
+from ratenets.train import progress as _progress
+
+
+@dataclass(frozen=True, kw_only=True)
+class PatchCPCConfig:
+    """Constants of the CLAPP family (paper values for STL-10 as defaults; presets resize for MNIST).
+
+    Field comments cite Illing et al. (2021) and the original scripts ``vision/scripts/*.sh``.
+    """
+
+    epochs: int = 600                          # scripts: 600 (CLAPP, Hinge-CPC), 300 (CLAPP-s)
+    batch_size: int = 32                       # App. B: batch 32 per GPU (negatives drawn within it)
+    lr: float = 2e-4                           # App. B: Adam, lr 2e-4, one optimiser per layer
+    channels: tuple[int, ...] = (128, 256, 256, 512, 1024, 1024)   # App. B: VGG-6
+    pool: tuple[bool, ...] = (False, True, False, True, True, True)  # App. B: max-pool after L2, L4, L5, L6
+    crop_size: int = 64                        # App. B: random 64x64 crops of 96x96 STL-10
+    flip: bool = True                          # App. B: random horizontal flips during training
+    grayscale: bool = True                     # App. B: grey images (always on in the original)
+    mean: float = 0.4120                       # original code: grey STL-10 mean
+    std: float = 0.2570                        # original code: grey STL-10 std
+    patch_size: int = 16                       # App. B: 16x16 patches
+    patch_stride: int = 8                      # App. B: stride 8 (50 % overlap), 7x7 grid
+    prediction_steps: int = 5                  # Sec. 4: K = 5 steps ahead
+    skip_step: int = 1                         # original: offset k + 1, neighbouring rows overlap
+    asymmetric_w: bool = True                  # Sec. 3: CLAPP learns W (prediction) and W' (retrodiction)
+    either_pos_or_neg: bool = True             # Sec. 3: each image sees a positive or a negative, p = 1/2
+    negatives: Literal["saccade", "anywhere"] = "saccade"  # CLAPP: same place, other image; CLAPP-s: anywhere
+    negative_samples: int = 1                  # CLAPP: 1 (saccade); CLAPP-s: 16 (GIM default)
+    coin: Literal["global", "per_layer"] = "global"  # paper's global saccade signal; original: per layer
+    exclude_self: bool = True                  # original includes self-pairs as negatives (a quirk)
+    end_to_end: bool = False                   # Hinge-CPC: one loss at the top, backprop through all layers
+    train_size: int = 0                        # images per training epoch; 0 = the whole training split
+    probe_train_size: int = 5000               # Sec. 4: linear probe on the 5k labelled STL-10 images
+    probe_test_size: int = 0                   # 0 = the whole test split (STL-10: 8k)
+    probe_epochs: int = 300                    # original downstream_classification default
+    probe_lr: float = 1e-3                     # original: Adam 1e-3
+    probe_batch_size: int = 128
+    eval_batch_size: int = 256
+
+    def __post_init__(self) -> None:
+        check_positive(self, "epochs", "lr", "patch_size", "patch_stride", "std", "negative_samples",
+                       "probe_train_size", "probe_epochs", "probe_lr", "probe_batch_size", "eval_batch_size")
+        if self.batch_size < 2:
+            raise ConfigError(f"batch_size must be >= 2 so that a negative from another image exists, "
+                              f"got {self.batch_size}")
+        if self.prediction_steps < 1:
+            raise ConfigError(f"prediction_steps must be >= 1 (steps ahead to predict), got "
+                              f"{self.prediction_steps}")
+        if self.skip_step < 0:
+            raise ConfigError(f"skip_step must be >= 0, got {self.skip_step}")
+        if not self.channels or any(c <= 0 for c in self.channels):
+            raise ConfigError(f"channels must list positive channel counts, got {self.channels!r}")
+        if len(self.pool) != len(self.channels):
+            raise ConfigError(f"pool must have one flag per layer ({len(self.channels)}), got {self.pool!r}")
+        if self.negatives == "saccade" and self.negative_samples != 1:
+            raise ConfigError(f"negative_samples must be 1 with negatives='saccade', got "
+                              f"{self.negative_samples}")
+        if self.negatives == "anywhere" and self.either_pos_or_neg:
+            raise ConfigError("either_pos_or_neg must be false with negatives='anywhere' (CLAPP-s scores "
+                              "positives and negatives together)")
+        if self.crop_size < 0 or self.train_size < 0 or self.probe_test_size < 0:
+            raise ConfigError("crop_size, train_size and probe_test_size must be >= 0 (0 = no crop / all)")
+
+    @property
+    def spec(self) -> PatchEncoderSpec:
+        return PatchEncoderSpec(channels=tuple(self.channels), pool=tuple(self.pool))
+
+    @property
+    def offsets(self) -> list[int]:
+        """Row offset of each prediction step: ``k + skip_step`` for ``k = 1..K``."""
+        return [k + self.skip_step for k in range(1, self.prediction_steps + 1)]
+
+    def check_geometry(self, height: int, width: int) -> tuple[int, int]:
+        """The patch grid ``(gy, gx)`` of ``height x width`` inputs (after cropping), or a ConfigError."""
+        side_h = min(height, self.crop_size) if self.crop_size else height
+        side_w = min(width, self.crop_size) if self.crop_size else width
+        gy, gx = grid_size(side_h, self.patch_size, self.patch_stride), grid_size(side_w, self.patch_size,
+                                                                                   self.patch_stride)
+        need = self.prediction_steps + self.skip_step + 1
+        if gy < need:
+            raise ConfigError(f"patch_stride {self.patch_stride} gives {gy} patch rows on {side_h}-pixel images, "
+                              f"but prediction_steps {self.prediction_steps} with skip_step {self.skip_step} "
+                              f"needs at least {need} rows")
+        PatchEncoder(self.spec).check_patch(self.patch_size)
+        return gy, gx
+
+
+#: 28x28 inputs: 4x4 grid of 10x10 patches (stride 6), small encoder, K = 2 (rows 2 and 3 ahead)
+MNIST_SIZE = dict(channels=(32, 64, 128), pool=(True, True, False), crop_size=0, flip=False, mean=0.1307,
+                  std=0.3081, patch_size=10, patch_stride=6, prediction_steps=2, skip_step=1, epochs=1,
+                  probe_train_size=10000, probe_epochs=30, probe_lr=1e-3, probe_batch_size=100)
+FASHION_SIZE = dict(MNIST_SIZE, mean=0.2860, std=0.3530)
+#: tests and smoke runs: 8x8 digits, 4x4 patches at stride 2 (3x3 grid), K = 1
+DIGITS_SIZE = dict(channels=(8, 16), pool=(False, True), crop_size=0, flip=False, mean=0.3, std=0.4,
+                   patch_size=4, patch_stride=2, prediction_steps=1, skip_step=1, epochs=5,
+                   probe_train_size=1437, probe_epochs=50, probe_lr=1e-2, probe_batch_size=128)
+SYNTHETIC_SIZE = dict(DIGITS_SIZE, patch_size=6, patch_stride=3, mean=0.5, std=0.3)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# sampling
+
+@dataclass
+class Pairs:
+    """Scored (context, target) pairs of one prediction step, on flat grid positions ``b * gy * gx + y * gx + x``.
+
+    Attributes
+    ----------
+    ctx, tgt : LongTensor, shape (m,)
+        Flat positions of the context and of the scored future.
+    sign : tensor, shape (m,)
+        +1 for the true future, -1 for a negative.
+    weight : tensor, shape (m,)
+        Weight of the pair's hinge in the layer loss (the averaging of the paper, including 1/K).
+    """
+
+    ctx: torch.Tensor
+    tgt: torch.Tensor
+    sign: torch.Tensor
+    weight: torch.Tensor
+
+    def to(self, device: torch.device, dtype: torch.dtype) -> "Pairs":
+        return Pairs(self.ctx.to(device), self.tgt.to(device), self.sign.to(device, dtype),
+                     self.weight.to(device, dtype))
+
+
+def _other_index(n: int, size: tuple[int, ...], self_idx: torch.Tensor, exclude_self: bool,
+                 gen: torch.Generator) -> torch.Tensor:
+    """Uniform draws from ``range(n)``; with ``exclude_self`` never equal to ``self_idx`` (broadcast)."""
+    if not exclude_self:
+        return torch.randint(n, size, generator=gen)
+    r = torch.randint(n - 1, size, generator=gen)
+    return r + (r >= self_idx).long()
+
+
+def sample_pairs(cfg: PatchCPCConfig, batch: int, grid: tuple[int, int], gen: torch.Generator) -> list[Pairs]:
+    """Draw the pairs of every prediction step for one batch (on the CPU, from ``gen``).
+
+    CLAPP (``negatives="saccade"``): each image ``b`` gets one partner image ``p_b != b`` (a saccade, used at
+    all positions and steps) and, with ``either_pos_or_neg``, one coin: its contexts are scored against its
+    own future (positive) or the same position of ``p_b`` (negative). Positive and negative hinges are each
+    averaged over their images and positions, summed, then averaged over the K steps.
+
+    CLAPP-s (``negatives="anywhere"``): every context is scored against its own future and against
+    ``negative_samples`` futures drawn uniformly over all (image, row, column) positions of that step's
+    future rows; both terms averaged over their pairs, summed, averaged over K.
+    """
+    gy, gx = grid
+    K = cfg.prediction_steps
+    b_idx = torch.arange(batch)
+    partner = _other_index(batch, (batch,), b_idx, cfg.exclude_self, gen)
+    if cfg.either_pos_or_neg:
+        pos_img = torch.rand(batch, generator=gen) < 0.5
+    else:
+        pos_img = torch.ones(batch, dtype=torch.bool)
+    out = []
+    for off in cfg.offsets:
+        rows = gy - off
+        b, y, x = torch.meshgrid(b_idx, torch.arange(rows), torch.arange(gx), indexing="ij")  # (batch, rows, gx)
+        b, y, x = b.reshape(-1), y.reshape(-1), x.reshape(-1)
+        ctx = b * gy * gx + y * gx + x
+        own = ctx + off * gx
+        n_loc = rows * gx
+        if cfg.negatives == "saccade":
+            is_pos = pos_img[b]
+            tgt = torch.where(is_pos, own, partner[b] * gy * gx + (y + off) * gx + x)
+            sign = torch.where(is_pos, 1.0, -1.0)
+            n_pos = int(pos_img.sum())
+            n_neg = batch - n_pos
+            w_pos = 1.0 / (K * max(n_pos, 1) * n_loc)
+            w_neg = 1.0 / (K * max(n_neg, 1) * n_loc)
+            weight = torch.where(is_pos, w_pos, w_neg)
+            if not cfg.either_pos_or_neg:
+                neg = partner[b] * gy * gx + (y + off) * gx + x
+                ctx, tgt = torch.cat([ctx, ctx]), torch.cat([own, neg])
+                sign = torch.cat([torch.ones(len(own)), -torch.ones(len(own))])
+                weight = torch.full((len(ctx),), 1.0 / (K * batch * n_loc))
+            out.append(Pairs(ctx, tgt, sign, weight))
+        else:
+            S = cfg.negative_samples
+            m = len(ctx)
+            # future positions of this step, enumerated as (image, row - off, column) -> flat grid position
+            self_f = b * rows * gx + y * gx + x  # (m,) index of the own future among the m future positions
+            f = _other_index(batch * n_loc, (m, S), self_f[:, None], cfg.exclude_self, gen)  # (m, S)
+            fb, fr = f // n_loc, f % n_loc
+            neg = fb * gy * gx + (fr // gx + off) * gx + fr % gx
+            ctx_all = torch.cat([ctx, ctx.repeat_interleave(S)])
+            tgt_all = torch.cat([own, neg.reshape(-1)])
+            sign = torch.cat([torch.ones(m), -torch.ones(m * S)])
+            weight = torch.cat([torch.full((m,), 1.0 / (K * m)), torch.full((m * S,), 1.0 / (K * m * S))])
+            out.append(Pairs(ctx_all, tgt_all, sign, weight))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# loss and explicit rule
+
+def pair_scores(h_ctx: torch.Tensor, h_tgt: torch.Tensor, W: torch.Tensor, pairs: Pairs) -> torch.Tensor:
+    """Scores ``u = c^T W z`` of the pairs; ``h_*`` are flat features ``(positions, C)``, ``W`` ``(C, C)``."""
+    wz = h_tgt @ W.T  # (positions, C): retrodiction W z at every position
+    return (h_ctx[pairs.ctx] * wz[pairs.tgt]).sum(-1)
+
+
+def hinge_loss(h: torch.Tensor, W_pred: torch.Tensor, W_retro: torch.Tensor | None,
+               pairs_pred: list[Pairs], pairs_retro: list[Pairs] | None = None) -> torch.Tensor:
+    """The layer-local CLAPP loss (Eq. 3) of flat pooled features ``h`` ``(positions, C)``.
+
+    Parameters
+    ----------
+    W_pred : tensor, shape (K, C, C)
+        Prediction matrices. Symmetric variant (``W_retro is None``): the one W, gradients reach c and z.
+    W_retro : tensor, shape (K, C, C) or None
+        Asymmetric variant: ``L = hinge(SG(c), z; W_pred) + hinge(c, SG(z); W_retro)``, SG = stop-gradient.
+    pairs_pred, pairs_retro : list of Pairs
+        One per step; ``pairs_retro`` defaults to ``pairs_pred`` (a shared coin).
+    """
+    total = h.new_zeros(())
+    if W_retro is None:
+        for k, p in enumerate(pairs_pred):
+            u = pair_scores(h, h, W_pred[k], p)
+            total = total + (p.weight * torch.relu(1 - p.sign * u)).sum()
+        return total
+    pairs_retro = pairs_pred if pairs_retro is None else pairs_retro
+    hd = h.detach()
+    for k, (p1, p2) in enumerate(zip(pairs_pred, pairs_retro)):
+        u1 = pair_scores(hd, h, W_pred[k], p1)
+        u2 = pair_scores(h, hd, W_retro[k], p2)
+        total = total + (p1.weight * torch.relu(1 - p1.sign * u1)).sum() \
+            + (p2.weight * torch.relu(1 - p2.sign * u2)).sum()
+    return total
+
+
+@torch.no_grad()
+def three_factor_grads(block: nn.Module, x_in: torch.Tensor, grid: tuple[int, int], W_pred: torch.Tensor,
+                       W_retro: torch.Tensor | None, pairs_pred: list[Pairs],
+                       pairs_retro: list[Pairs] | None = None) -> dict[str, torch.Tensor]:
+    """The explicit CLAPP learning rule (Illing et al. 2021, Eqs. 6-8), in the sign of a gradient.
+
+    For every scored pair, the third factor ``gamma = -dL/du`` is ``weight`` for a positive with ``u < 1``,
+    ``-weight`` for a negative with ``u > -1``, else 0, and is broadcast to all neurons of the layer:
+
+    * prediction weights: ``dW_k = gamma c z^T`` (Hebbian between context and future);
+    * feedforward weights of the target patch: ``gamma (W_pred_k^T c)_j E_future[j, i, s]``
+      (dendritic prediction x Hebbian eligibility), of the context patch ``gamma (W_retro_k z)_j
+      E_context[j, i, s]`` (retrodiction x eligibility), where ``E_P[j, i, s] = sum_p m_j(p) x_i(p + s)``
+      and ``m_j(p) = rho'(a_j(p)) 1[p won its max-pool window] / |pooled pixels|``.
+
+    The returned tensors are ``-(update)``, so they compare to ``.grad`` of :func:`hinge_loss` of the block's
+    pooled output (test: ``tests/test_clapp_rule.py``). Symmetric case (``W_retro is None``): the same W
+    and pairs in both roles and ``dW`` counted once.
+
+    Parameters
+    ----------
+    block : ConvBlock
+        The layer (3x3 convolution, padding 1, ReLU, optional 2x2 max-pool).
+    x_in : tensor, shape (patches, C_in, s, s)
+        The layer's input per patch (the detached output of the layer below, or the pixels).
+    grid : (gy, gx)
+
+    Returns
+    -------
+    dict with ``conv.weight`` ``(C, C_in, 3, 3)``, ``conv.bias`` ``(C,)``, ``W_pred`` ``(K, C, C)`` and, for the
+    asymmetric variant, ``W_retro``.
+    """
+    conv = block.conv
+    a = nn.functional.conv2d(x_in, conv.weight, conv.bias, padding=1)  # (n, C, s, s) pre-activations
+    r = torch.relu(a)
+    if block.pool:
+        y, idx = nn.functional.max_pool2d(r, 2, return_indices=True)  # (n, C, s/2, s/2)
+        won = torch.zeros_like(r).flatten(2).scatter_(2, idx.flatten(2), 1.0).view_as(r)
+    else:
+        y, won = r, torch.ones_like(r)
+    n_pix = y.shape[2] * y.shape[3]
+    m = won * (a > 0).to(a.dtype) / n_pix  # (n, C, s, s) postsynaptic eligibility factor
+    h = y.mean(dim=(2, 3))  # (n, C) pooled per-patch features
+    symmetric = W_retro is None
+    W_r = W_pred if symmetric else W_retro
+    pairs_retro = pairs_pred if (pairs_retro is None or symmetric) else pairs_retro
+    factor = torch.zeros_like(h)  # (n, C): sum of gamma x prediction / retrodiction per patch
+    g_pred = torch.zeros_like(W_pred)
+    g_retro = torch.zeros_like(W_r)
+    for k, (p1, p2) in enumerate(zip(pairs_pred, pairs_retro)):
+        c1, z1 = h[p1.ctx], h[p1.tgt]  # (m, C)
+        u1 = (c1 * (z1 @ W_pred[k].T)).sum(-1)
+        gamma1 = p1.weight * p1.sign * ((1 - p1.sign * u1) > 0).to(h.dtype)  # (m,) third factor
+        g_pred[k] = -(gamma1[:, None] * c1).T @ z1
+        factor.index_add_(0, p1.tgt, gamma1[:, None] * (c1 @ W_pred[k]))  # prediction W^T c at the target
+        c2, z2 = h[p2.ctx], h[p2.tgt]
+        u2 = (c2 * (z2 @ W_r[k].T)).sum(-1)
+        gamma2 = p2.weight * p2.sign * ((1 - p2.sign * u2) > 0).to(h.dtype)
+        g_retro[k] = -(gamma2[:, None] * c2).T @ z2
+        factor.index_add_(0, p2.ctx, gamma2[:, None] * (z2 @ W_r[k].T))  # retrodiction W z at the context
+    x_cols = nn.functional.unfold(x_in, 3, padding=1)  # (n, C_in*9, s*s) presynaptic input per kernel offset
+    elig = torch.einsum("njp,nip->nji", m.flatten(2), x_cols)  # (n, C, C_in*9) Hebbian eligibility per patch
+    dw = -torch.einsum("nj,nji->ji", factor, elig).reshape(conv.weight.shape)
+    db = -(factor * m.flatten(2).sum(-1)).sum(0)
+    out = {"conv.weight": dw, "conv.bias": db, "W_pred": g_pred}
+    if not symmetric:
+        out["W_retro"] = g_retro
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# linear probe
+
+def linear_probe(f_train: torch.Tensor, y_train: torch.Tensor, f_test: torch.Tensor, y_test: torch.Tensor,
+                 n_classes: int, *, epochs: int, lr: float, batch_size: int, gen: torch.Generator
+                 ) -> tuple[float, float]:
+    """Train Linear(C -> classes) with Adam and cross-entropy on frozen features; (train, test) accuracy.
+
+    Features are standardised with the training mean and std (an affine map, still a linear probe).
+    """
+    mu, sd = f_train.mean(0), f_train.std(0) + 1e-6
+    a, b = (f_train - mu) / sd, (f_test - mu) / sd
+    lin = nn.Linear(a.shape[1], n_classes).to(a.device, a.dtype)
+    with torch.no_grad():
+        bound = 1 / math.sqrt(a.shape[1])
+        lin.weight.copy_((torch.rand(lin.weight.shape, generator=gen) * 2 - 1) * bound)
+        lin.bias.zero_()
+    opt = torch.optim.Adam(lin.parameters(), lr=lr)
+    n = len(a)
+    for _ in range(epochs):
+        perm = torch.randperm(n, generator=gen).to(a.device)
+        for i in range(0, n, batch_size):
+            idx = perm[i:i + batch_size]
+            loss = nn.functional.cross_entropy(lin(a[idx]), y_train[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    with torch.no_grad():
+        acc_tr = (lin(a).argmax(1) == y_train).double().mean().item()
+        acc_te = (lin(b).argmax(1) == y_test).double().mean().item()
+    return acc_tr, acc_te
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the rule
+
+class PatchCPCRule:
+    """Trainer of the CLAPP family on a patch encoder (satisfies :class:`ratenets.rules.base.Rule`).
+
+    Layer-local variants (``end_to_end=False``) give every layer its own prediction matrices and Adam
+    optimiser and train all layers simultaneously on detached inputs; Hinge-CPC (``end_to_end=True``) has
+    prediction matrices only at the top layer and one optimiser. Every epoch ends with a linear probe on the
+    grid-averaged features of every layer.
+    """
+
+    name: ClassVar[str] = ""
+    Config: ClassVar[type] = PatchCPCConfig
+    batched_seeds: ClassVar[bool] = False
+    datasets: ClassVar[tuple[str, ...]] = ("mnist", "fashion-mnist", "stl10", "digits", "synthetic")
+    #: config fields of this variant (pinned over the dataset sizing)
+    variant: ClassVar[dict[str, Any]] = {}
+
+    @classmethod
+    def preset(cls, dataset: str) -> PatchCPCConfig:
+        """Paper values for STL-10; a CPU-sized encoder and grid for the small datasets."""
+        check_dataset(cls.name, dataset, cls.datasets)
+        size = {"mnist": MNIST_SIZE, "fashion-mnist": FASHION_SIZE, "digits": DIGITS_SIZE,
+                "synthetic": SYNTHETIC_SIZE}.get(dataset, {})
+        return cls.Config(**{**size, **cls.variant})
+
+    @classmethod
+    def load_data(cls, config: PatchCPCConfig, dataset: str, data_root: str | None) -> ImageDataset:
+        if dataset == "stl10":
+            from ratenets.data import load_stl10
+
+            data = load_stl10(resolve_root(data_root), unlabeled=True)
+        else:
+            data = load_dataset(dataset, data_root)
+        config.check_geometry(*data.image_shape[1:])
+        return data
+
+    def __init__(self, config: PatchCPCConfig, data: ImageDataset, *, seeds: tuple[int, ...],
+                 device: torch.device, progress: bool = False) -> None:
+        self.config = cfg = config
+        self.data = data
+        self.seed = int(seeds[0])
+        self.seeds = (self.seed,)
+        self.device = device
+        self.show_progress = progress
+        self.grid = cfg.check_geometry(*data.image_shape[1:])
+        self.gen = torch.Generator().manual_seed(self.seed)
+        in_ch = 1 if (cfg.grayscale or data.image_shape[0] == 1) else data.image_shape[0]
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            self.encoder = PatchEncoder(cfg.spec, in_channels=in_ch)
+            K = cfg.prediction_steps
+            layers = [len(cfg.channels) - 1] if cfg.end_to_end else range(len(cfg.channels))
+            self.w_pred = nn.ParameterDict()
+            self.w_retro = nn.ParameterDict()
+            for i in layers:
+                C = cfg.channels[i]
+                bound = 1 / math.sqrt(C)  # torch's default init of the original's bias-free 1x1 conv
+                self.w_pred[str(i)] = nn.Parameter((torch.rand(K, C, C) * 2 - 1) * bound)
+                if cfg.asymmetric_w:
+                    self.w_retro[str(i)] = nn.Parameter((torch.rand(K, C, C) * 2 - 1) * bound)
+        self.encoder.to(device)
+        self.w_pred.to(device)
+        self.w_retro.to(device)
+        self.loss_layers = [int(i) for i in self.w_pred]
+        if cfg.end_to_end:
+            params = [*self.encoder.parameters(), *self.w_pred.parameters(), *self.w_retro.parameters()]
+            self.opts = [torch.optim.Adam(params, lr=cfg.lr)]
+        else:
+            self.opts = []
+            for i, block in enumerate(self.encoder.blocks):
+                ps = [*block.parameters(), self.w_pred[str(i)]] + ([self.w_retro[str(i)]] if cfg.asymmetric_w
+                                                                   else [])
+                self.opts.append(torch.optim.Adam(ps, lr=cfg.lr))
+        self.x_train = data.x_unlabeled if (data.x_unlabeled is not None) else data.x_train
+        n_tr = len(self.x_train)
+        self.n_train = min(cfg.train_size, n_tr) if cfg.train_size else n_tr
+
+    # --- data -----------------------------------------------------------------------------------------
+    def prepare(self, x: torch.Tensor, train: bool) -> torch.Tensor:
+        """uint8 ``(b, c, H, W)`` -> normalised float ``(b, c', S, S)``: grey, (random) crop, flip."""
+        cfg = self.config
+        x = x.to(self.device).float() / 255.0
+        if cfg.grayscale and x.shape[1] == 3:
+            x = (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])  # ITU-R 601 luma, as PIL's "L"
+        h, w = x.shape[2:]
+        s = cfg.crop_size
+        if s and s < min(h, w):
+            if train:
+                oy = int(torch.randint(h - s + 1, (1,), generator=self.gen))
+                ox = int(torch.randint(w - s + 1, (1,), generator=self.gen))
+            else:
+                oy, ox = (h - s) // 2, (w - s) // 2
+            x = x[:, :, oy:oy + s, ox:ox + s]
+        if train and cfg.flip:
+            flip = (torch.rand(len(x), generator=self.gen) < 0.5).to(self.device)
+            x = torch.where(flip[:, None, None, None], x.flip(3), x)
+        return (x - cfg.mean) / cfg.std
+
+    # --- training -------------------------------------------------------------------------------------
+    def draw_pairs(self, batch: int) -> tuple[list[Pairs], list[Pairs]]:
+        dt = next(self.encoder.parameters()).dtype
+        p1 = [p.to(self.device, dt) for p in sample_pairs(self.config, batch, self.grid, self.gen)]
+        if self.config.asymmetric_w and self.config.coin == "per_layer":
+            return p1, [p.to(self.device, dt) for p in sample_pairs(self.config, batch, self.grid, self.gen)]
+        return p1, p1
+
+    def layer_losses(self, x: torch.Tensor) -> dict[int, torch.Tensor]:
+        """The loss of every loss-carrying layer for a prepared batch ``x`` ``(b, c, S, S)``."""
+        cfg = self.config
+        patches, grid = extract_patches(x, cfg.patch_size, cfg.patch_stride)
+        outs = self.encoder(patches, detach=not cfg.end_to_end)
+        shared = self.draw_pairs(len(x)) if cfg.coin == "global" else None
+        losses = {}
+        for i in self.loss_layers:
+            h = pooled(outs[i], grid).reshape(-1, cfg.channels[i])  # (b*gy*gx, C)
+            p1, p2 = shared if shared is not None else self.draw_pairs(len(x))
+            w_r = self.w_retro[str(i)] if cfg.asymmetric_w else None
+            losses[i] = hinge_loss(h, self.w_pred[str(i)], w_r, p1, p2)
+        return losses
+
+    def train_epoch(self, epoch: int) -> dict[str, xr.DataArray]:
+        cfg = self.config
+        self.encoder.train()
+        order = torch.randperm(len(self.x_train), generator=self.gen)[:self.n_train]
+        nb = self.n_train // cfg.batch_size  # drop the last incomplete batch: it may hold one image
+        if nb == 0:
+            raise ConfigError(f"batch_size {cfg.batch_size} exceeds the {self.n_train} training images")
+        sums = {i: 0.0 for i in self.loss_layers}
+        it = _progress(range(nb), desc=f"{self.name} epoch {epoch}", enabled=self.show_progress)
+        for bi in it:
+            idx = order[bi * cfg.batch_size:(bi + 1) * cfg.batch_size]
+            x = self.prepare(self.x_train[idx], train=True)
+            losses = self.layer_losses(x)
+            for opt in self.opts:
+                opt.zero_grad(set_to_none=True)
+            # inputs of each layer are detached, so the sum's gradient is each layer's own local gradient
+            sum(losses.values()).backward()
+            for opt in self.opts:
+                opt.step()
+            for i, v in losses.items():
+                sums[i] += float(v.detach())
+        half = 0.5 if cfg.asymmetric_w else 1.0  # the asymmetric loss counts the hinge twice
+        vals = np.array([sums[i] * half / nb for i in self.loss_layers])
+        attrs = {"long_name": "mean layer-local hinge loss over the epoch", "units": "1"}
+        if cfg.end_to_end:
+            return {"train_loss": xr.DataArray(vals[0], attrs=attrs)}
+        return {"train_loss": xr.DataArray(vals, dims=("layer",), coords={"layer": self.encoder.layer_names},
+                                           attrs=attrs)}
+
+    # --- evaluation -----------------------------------------------------------------------------------
+    @torch.no_grad()
+    def features(self, x_all: torch.Tensor) -> list[torch.Tensor]:
+        """Grid-averaged features of every layer, ``[(n, C_l)]``, for uint8 images (center crops)."""
+        cfg = self.config
+        self.encoder.eval()
+        feats: list[list[torch.Tensor]] = [[] for _ in self.encoder.blocks]
+        for i in range(0, len(x_all), cfg.eval_batch_size):
+            x = self.prepare(x_all[i:i + cfg.eval_batch_size], train=False)
+            patches, grid = extract_patches(x, cfg.patch_size, cfg.patch_stride)
+            for l, h in enumerate(self.encoder(patches)):
+                feats[l].append(pooled(h, grid).mean(dim=(1, 2)))  # (b, C): average over the grid
+        return [torch.cat(f) for f in feats]
+
+    def evaluate(self, epoch: int) -> dict[str, xr.DataArray]:
+        cfg = self.config
+        d = self.data
+        n_tr = min(cfg.probe_train_size, len(d.x_train))
+        n_te = min(cfg.probe_test_size, len(d.x_test)) if cfg.probe_test_size else len(d.x_test)
+        f_tr, f_te = self.features(d.x_train[:n_tr]), self.features(d.x_test[:n_te])
+        y_tr, y_te = d.y_train[:n_tr].to(self.device), d.y_test[:n_te].to(self.device)
+        gen = torch.Generator().manual_seed(self.seed * 1000 + epoch)
+        acc_tr, acc_te = [], []
+        for a, b in zip(f_tr, f_te):
+            tr, te = linear_probe(a, y_tr, b, y_te, d.num_classes, epochs=cfg.probe_epochs, lr=cfg.probe_lr,
+                                  batch_size=cfg.probe_batch_size, gen=gen)
+            acc_tr.append(tr)
+            acc_te.append(te)
+        coords = {"layer": self.encoder.layer_names}
+        return {
+            "test_accuracy": xr.DataArray(np.array(acc_te), dims=("layer",), coords=coords,
+                                          attrs={"long_name": "linear-probe test accuracy on grid-averaged "
+                                                 "layer features", "units": "1"}),
+            "probe_train_accuracy": xr.DataArray(np.array(acc_tr), dims=("layer",), coords=coords,
+                                                 attrs={"long_name": "linear-probe training accuracy",
+                                                        "units": "1"}),
+        }
+
+    def static_results(self) -> dict[str, xr.DataArray]:
+        return {}
+
+    def probe_representations(self) -> dict[str, xr.Dataset]:
+        """Grid-averaged features of every layer for the first test images (the bridge's probe set)."""
+        n = min(PROBE_SIZE, len(self.data.y_test))
+        feats = self.features(self.data.x_test[:n])
+        meta = {"probe_dataset": self.data.name, "probe_split": "test", "probe_count": n, "seed": self.seed}
+        labels = self.data.y_test[:n].numpy()
+        return {name: representation(f.cpu().numpy(), layer=name, labels=labels, attrs=meta)
+                for name, f in zip(self.encoder.layer_names, feats)}
+
+    # --- checkpoints ----------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"encoder": self.encoder.state_dict(), "w_pred": self.w_pred.state_dict(),
+                "w_retro": self.w_retro.state_dict(), "opts": [o.state_dict() for o in self.opts],
+                "gen": self.gen.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.encoder.load_state_dict(state["encoder"])
+        self.w_pred.load_state_dict(state["w_pred"])
+        self.w_retro.load_state_dict(state["w_retro"])
+        for o, s in zip(self.opts, state["opts"]):
+            o.load_state_dict(s)
+        self.gen.set_state(state["gen"])
+
