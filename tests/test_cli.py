@@ -170,3 +170,16 @@ def test_demo_writes_netcdf_and_png(tmp_path, capsys):
     assert list(out.glob("*.nc")) and list(out.glob("*.png"))
     for nc in out.glob("*.nc"):
         xr.open_dataset(nc).close()
+
+
+def test_corrupt_gz_in_the_data_root_is_exit_2(tmp_path, capsys):
+    raw = tmp_path / "root" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                 "t10k-labels-idx1-ubyte"):
+        (raw / f"{name}.gz").write_bytes(b"\x1f\x8b\x08 this is not gzip data")
+    out = tmp_path / "r.nc"
+    assert main(["train", "bp", "--dataset", "mnist", "--data-root", str(tmp_path / "root"), "--epochs", "1",
+                 "--no-progress", "--out", str(out)]) == 2
+    assert "corrupt or truncated" in _err(capsys)
+    assert not out.exists()
