@@ -10,6 +10,14 @@ from bridge.errors import unknown_choice
 
 RULES: dict[str, str] = {
     "bp": "ratenets.rules.bp:BP",
+    "lpl": "ratenets.rules.lpl:LPL",
+    "corinfomax": "ratenets.rules.corinfomax:CorInfoMax",
+    "corinfomax-sparse": "ratenets.rules.corinfomax_sparse:CorInfoMaxSparse",
+    "ep": "ratenets.rules.ep:EP",
+    "csm": "ratenets.rules.csm:CSM",
+    "pc": "ratenets.rules.pc:PC",
+    "pc-nudge": "ratenets.rules.pc_nudge:PCNudge",
+    "fa": "ratenets.rules.fa:FA",
     "clapp": "ratenets.rules.clapp:CLAPP",
     "clapp-s": "ratenets.rules.clapp_s:CLAPPs",
     "hinge-cpc": "ratenets.rules.hinge_cpc:HingeCPC",

@@ -1,0 +1,280 @@
+"""CorInfoMax (Hopfield form): supervised learning without weight transport by correlative information
+maximisation. Bozkurt, Pehlevan & Erdogan (NeurIPS 2023, arXiv 2306.04810), Sec. 3-4 and App. C.
+
+Each layer k has a state ``u`` (membrane potential) and a rate ``r = clip(u, 0, 1)``. The network
+maximises the sum over adjacent layers of the log-det "correlative mutual information" minus
+``(beta/2)||y - r^(P)||^2``; the forward weights ``W_ff`` and the backward weights ``W_fb`` are two
+independent linear regressions (forward and backward prediction of one layer from the other), so no
+weight is ever the transpose of another, and the lateral weights ``B`` track each layer's inverse
+correlation matrix with forgetting factor ``lambda``.
+
+Neural dynamics (explicit Euler, layers updated bottom to top within a step; ``gamma = (1-lambda)/lambda``):
+
+* hidden layer k:  du = -g u + (1/eps)(W_ff r^(k-1) - u) + (1/eps)(W_fb r^(k+1) + eps(2 gamma B r + g r) - u)
+* output layer P:  du = -g u + (1/eps)(W_ff r^(P-1) - u) + (gamma B r + g r - beta (r - y) - u)
+
+Phases per batch: from zero states a free phase of ``t_free`` steps (beta = 0), then a nudged phase of
+``t_nudged`` steps continuing from the free rates (u re-seeded from r) with beta = +-1 (random sign).
+Learning (batch means, ``0`` free and ``beta`` nudged states, ``e_f = r^(k) - W_ff r^(k-1)``,
+``e_b = r^(k-1) - W_fb r^(k)``):
+
+* dW_ff^(k) = (lr_ff^(k) / beta) [e_f r^(k-1)T]_beta - [e_f r^(k-1)T]_0, every layer;
+* dW_fb^(k) = (lr_fb^(k) / beta) [e_b r^(k)T]_beta - [e_b r^(k)T]_0, k >= 2 (W_fb^(1) is never used);
+* B <- (B - gamma <(B r)(B r)T>) / lambda with nudged rates (Sherman-Morrison, denominator dropped).
+
+The equations, signs and constants follow the authors' code (``ContrastiveCorInfoMaxHopfield`` in
+``src/ContrastiveModels.py`` of BariscanBozkurt/Supervised-CorInfoMax, commit e5fb839), which is what the
+paper's numbers come from. Differences from that code, none of which changes the math: batch-first
+layout with seeds as a batch dimension; the outer-product means are single matmuls; the constant input
+drive ``W_ff^(1) x`` is computed once per phase; for the first layer the contrast
+``x^T(e_f^beta - e_f^0)`` is written as ``x^T(r^beta - r^0)`` (x is clamped); the debug-only running
+correlation matrices are not kept.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import torch
+import xarray as xr
+
+from bridge.config import check_positive, check_range
+from bridge.errors import ConfigError
+from ratenets.rules.local import (LocalConfig, LocalRule, angle_degrees, check_stages, hard_sigmoid, layer_names,
+                                  stage_decay, xavier_uniform)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CorInfoMaxConfig(LocalConfig):
+    """Constants of CorInfoMax; defaults = the paper's best MNIST setting (setting 3 of the MNIST script)."""
+
+    hidden: tuple[int, ...] = (500,)                  # Bozkurt et al. (2023), Table 1: 784-500-10
+    lr_ff: tuple[float, ...] = (1.0, 0.7)             # Table 1 / App. C: forward lr per layer (MNIST)
+    lr_fb: tuple[float, ...] = (0.15, 0.15)           # App. C: backward lr per layer (first one unused)
+    lr_decay_epochs: tuple[int, ...] = (0, 15)        # App. C scripts: lr0 * 0.95**e for e < 15 ...
+    lr_decay_factors: tuple[float, ...] = (0.95, 0.9)  # ... then lr0 * 0.9**e (a jump, as coded)
+    lam: float = 0.99999                              # Sec. 3, forgetting factor lambda (App. C: 0.99999)
+    eps: float = 0.15                                 # Sec. 3, epsilon of the log-det bound (App. C)
+    beta: float = 1.0                                 # Sec. 3, nudge strength (App. C: 1)
+    random_sign: bool = True                          # App. C: beta = +-1 drawn each batch (random-sign EP)
+    g: float = 0.5                                    # code "hopfield_g" leak: 0.5 MNIST, 0.3 F-MNIST, 0.1 CIFAR
+    neural_lr: float = 0.05                           # App. C: neural step eta_0 (0.05; 0.07 F-MNIST)
+    neural_lr_rule: Literal["constant", "divide_by_slow_loop_index"] = "constant"  # App. C scripts
+    neural_lr_stop: float = 0.001                     # floor of the decaying neural step (code)
+    neural_lr_decay: float = 0.01                     # eta_t = max(eta_0 / (1 + 0.01 t), stop) (code)
+    t_free: int = 30                                  # App. C: free-phase steps
+    t_nudged: int = 10                                # App. C: nudged-phase steps
+    b_init: Literal["random_psd", "identity"] = "random_psd"  # code: B = A A^T, A Xavier (spec §7: ablate)
+    weight_decay: bool = False                        # code option lr * eps * W, off in every script
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.check_per_layer("lr_ff", "lr_fb", example=" (3-layer MNIST in the paper: lr_ff=1.1,0.75,0.6 "
+                             "lr_fb=0,0.17,0.07)")
+        check_stages(self, "lr_decay_epochs", "lr_decay_factors")
+        check_range("lam", self.lam, 0.0, 1.0, lo_open=True, hi_open=True)
+        check_positive(self, "eps", "neural_lr", "t_free", "neural_lr_stop")
+        check_range("g", self.g, 0.0)
+        check_range("neural_lr_decay", self.neural_lr_decay, 0.0)
+        if self.t_nudged < 1:
+            raise ConfigError(f"t_nudged must be >= 1, got {self.t_nudged!r}")
+        if any(v < 0 for v in self.lr_ff + self.lr_fb):
+            raise ConfigError(f"lr_ff and lr_fb must be >= 0, got {self.lr_ff!r} and {self.lr_fb!r}")
+        if not self.beta > 0:
+            raise ConfigError(f"beta must be > 0 for a contrastive rule (the nudged phase needs a nudge; the "
+                              f"sign is random when random_sign is on), got {self.beta!r}")
+        bound = self.stability_bound()
+        if self.neural_lr >= bound:
+            raise ConfigError(f"neural_lr must be < {bound:.4g} = 2 / (g + 2/eps), the explicit-Euler stability "
+                              f"bound of the hidden units for g={self.g}, eps={self.eps} (spec §1; the paper "
+                              f"uses 0.05), got {self.neural_lr!r}")
+
+    def stability_bound(self) -> float:
+        """Largest stable explicit-Euler step: 2 / (fastest decay rate of a hidden or output unit).
+
+        A hidden unit decays at ``2/eps`` in the linear region of the clip and at ``g + 2/eps`` where it is
+        saturated; the output layer at ``1/eps + 1 + |beta|`` or ``g + 1/eps + 1``.
+        """
+        hidden = self.g + 2.0 / self.eps
+        out = max(1.0 / self.eps + 1.0 + self.beta, self.g + 1.0 / self.eps + 1.0)
+        rate = max(hidden, out) if self.hidden else out
+        return 2.0 / rate
+
+
+#: the paper's best setting per dataset (App. C; spec §2), as config field values
+CORINFOMAX_PRESETS: dict[str, dict[str, Any]] = {
+    "mnist": {},
+    "fashion-mnist": {"lr_ff": (0.3, 0.22), "lr_fb": (0.07, 0.07), "g": 0.3, "neural_lr": 0.07,
+                      "neural_lr_rule": "divide_by_slow_loop_index", "lr_decay_epochs": (0, 20, 25),
+                      "lr_decay_factors": (0.95, 0.9, 0.8)},
+    "cifar10": {"hidden": (1000,), "lr_ff": (0.08, 0.04), "lr_fb": (0.04, 0.04), "g": 0.1, "lam": 0.99995,
+                "input_norm": "cifar3std"},
+    # no paper setting: MNIST's, for fast tests on scikit-learn's 8x8 digits and the synthetic set
+    "digits": {},
+    "synthetic": {},
+}
+
+#: the paper's 3-layer settings (Table 2): pass as ``Rule.preset(dataset, depth=3)`` or with --set
+CORINFOMAX_3LAYER: dict[str, dict[str, Any]] = {
+    "mnist": {"hidden": (500, 500), "lr_ff": (1.1, 0.75, 0.6), "lr_fb": (0.0, 0.17, 0.07)},
+    "cifar10": {"hidden": (1000, 500), "lr_ff": (0.11, 0.06, 0.035), "lr_fb": (0.0, 0.045, 0.015)},
+}
+
+
+class CorInfoMax(LocalRule):
+    """CorInfoMax in Hopfield form with batched seeds (see the module docstring for the equations)."""
+
+    name: ClassVar[str] = "corinfomax"
+    Config: ClassVar[type] = CorInfoMaxConfig
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = CORINFOMAX_PRESETS
+    DEEP_PRESETS: ClassVar[dict[str, dict[str, Any]]] = CORINFOMAX_3LAYER
+
+    @classmethod
+    def preset(cls, dataset: str, depth: int = 2) -> Any:
+        """The paper's setting for ``dataset``; ``depth=3`` gives the 3-layer nets of Table 2."""
+        cfg = super().preset(dataset)
+        if depth == 2:
+            return cfg
+        if depth != 3 or dataset not in cls.DEEP_PRESETS:
+            raise ConfigError(f"rule {cls.name!r} has no {depth}-layer preset for {dataset!r} "
+                              f"(3-layer presets: {', '.join(cls.DEEP_PRESETS) or 'none'})")
+        return cls.Config(**{**cfg.__dict__, **cls.DEEP_PRESETS[dataset]})
+
+    def init_params(self) -> None:
+        c = self.config
+        self.P = len(self.sizes) - 1
+        self.gam = (1.0 - c.lam) / c.lam
+        for k, (a, b) in enumerate(zip(self.sizes[:-1], self.sizes[1:])):
+            # stored transposed, batch-first: r^(k-1) @ Wf = (W_ff r^(k-1))^T, r^(k) @ Wb = (W_fb r^(k))^T
+            self.params[f"Wf{k}"] = xavier_uniform(self.gens, a, b, (b, a), self.device).transpose(1, 2).contiguous()
+            if k >= 1:
+                self.params[f"Wb{k}"] = xavier_uniform(self.gens, b, a, (a, b), self.device).transpose(
+                    1, 2).contiguous()
+            if c.b_init == "identity":
+                self.params[f"B{k}"] = torch.eye(b, device=self.device).expand(len(self.seeds), b, b).clone()
+            else:
+                A = xavier_uniform(self.gens, b, b, (b, b), self.device)
+                self.params[f"B{k}"] = torch.bmm(A, A.transpose(1, 2))
+
+    # --- dynamics ---------------------------------------------------------------------------------------
+    def neural_step(self, t: int) -> float:
+        c = self.config
+        if c.neural_lr_rule == "constant":
+            return c.neural_lr
+        return max(c.neural_lr / (1.0 + c.neural_lr_decay * t), c.neural_lr_stop)
+
+    def relax(self, a0: torch.Tensor, r: list[torch.Tensor], y: torch.Tensor, beta: torch.Tensor | None,
+              steps: int) -> list[torch.Tensor]:
+        """Run ``steps`` Euler steps of the neural dynamics from rates ``r`` (u re-seeded as r).
+
+        Parameters
+        ----------
+        a0 : (seed, batch, n1) tensor
+            The clamped input's drive ``(W_ff^(1) x)^T``.
+        r : list of (seed, batch, n_k) tensors
+            Rates of layers 1..P; not modified.
+        y : (seed, batch, classes) tensor
+            One-hot targets.
+        beta : (seed, 1, 1) tensor or None
+            Nudge strength per seed; None for the free phase.
+        """
+        c, p = self.config, self.params
+        inv, g, gam, P = 1.0 / c.eps, c.g, self.gam, self.P
+        r = list(r)
+        u = [x.clone() for x in r]
+        for t in range(steps):
+            eta = self.neural_step(t)
+            for k in range(P):
+                basal = a0 if k == 0 else torch.bmm(r[k - 1], p[f"Wf{k}"])
+                Br = torch.bmm(r[k], p[f"B{k}"].transpose(1, 2))  # rows of (B r)^T
+                if k < P - 1:
+                    apical = torch.bmm(r[k + 1], p[f"Wb{k + 1}"])
+                    du = -g * u[k] + inv * (basal - u[k]) + inv * (apical - u[k]) + 2 * gam * Br + g * r[k]
+                else:
+                    du = -g * u[k] + inv * (basal - u[k]) + (gam * Br + g * r[k] - u[k])
+                    if beta is not None:
+                        du = du - beta * (r[k] - y)
+                u[k] = u[k] + eta * du
+                r[k] = hard_sigmoid(u[k])
+        return r
+
+    def free_phase(self, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        a0 = torch.bmm(x, self.params["Wf0"])  # (seed, batch, n1)
+        S, B = x.shape[:2]
+        zeros = [torch.zeros(S, B, n, device=x.device, dtype=x.dtype) for n in self.sizes[1:]]
+        yy = y if y is not None else torch.zeros_like(zeros[-1])
+        return a0, self.relax(a0, zeros, yy, None, self.config.t_free)
+
+    # --- learning ---------------------------------------------------------------------------------------
+    def step(self, x: torch.Tensor, y: torch.Tensor, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        c, p = self.config, self.params
+        y1 = self.one_hot(y)
+        a0, r0 = self.free_phase(x, y1)
+        scores = r0[-1]
+        loss = ((scores - y1) ** 2).mean(dim=(1, 2))
+        beta = c.beta * (self.random_signs() if c.random_sign else torch.ones(len(self.seeds), 1, 1,
+                                                                                 device=self.device))
+        rb = self.relax(a0, r0, y1, beta, c.t_nudged)
+        self.apply_updates(x, r0, rb, beta, epoch)
+        return loss, scores
+
+    @torch.no_grad()
+    def apply_updates(self, x: torch.Tensor, r0: list[torch.Tensor], rb: list[torch.Tensor], beta: torch.Tensor,
+                      epoch: int) -> None:
+        """The contrastive W_ff / W_fb updates and the lateral B update of one batch (module docstring)."""
+        c, p = self.config, self.params
+        n = x.shape[1]
+        decay = stage_decay(epoch - 1, c.lr_decay_epochs, c.lr_decay_factors)
+        L0, Lb = [x, *r0], [x, *rb]
+        updates: dict[str, torch.Tensor] = {}
+        for k in range(self.P):
+            scale = (c.lr_ff[k] * decay / n) / beta  # (seed, 1, 1)
+            if k == 0:
+                # x is clamped: e_f^beta - e_f^0 = r^beta - r^0
+                updates[f"Wf{k}"] = scale * torch.bmm(x.transpose(1, 2), Lb[1] - L0[1])
+            else:
+                Wf = p[f"Wf{k}"]
+                eb, e0 = Lb[k + 1] - torch.bmm(Lb[k], Wf), L0[k + 1] - torch.bmm(L0[k], Wf)
+                pre = torch.cat([Lb[k], L0[k]], dim=1)  # (seed, 2 batch, n_{k-1})
+                updates[f"Wf{k}"] = scale * torch.bmm(pre.transpose(1, 2), torch.cat([eb, -e0], dim=1))
+                Wb = p[f"Wb{k}"]
+                fb_scale = (c.lr_fb[k] * decay / n) / beta
+                ebb, eb0 = Lb[k] - torch.bmm(Lb[k + 1], Wb), L0[k] - torch.bmm(L0[k + 1], Wb)
+                post = torch.cat([Lb[k + 1], L0[k + 1]], dim=1)  # (seed, 2 batch, n_k)
+                updates[f"Wb{k}"] = fb_scale * torch.bmm(post.transpose(1, 2), torch.cat([ebb, -eb0], dim=1))
+        for name, d in updates.items():
+            p[name].add_(d)
+            if c.weight_decay:
+                k = int(name[2:])
+                lr = c.lr_ff[k] if name.startswith("Wf") else c.lr_fb[k]
+                p[name].sub_(lr * decay * c.eps * p[name])
+        for k in range(self.P):
+            B = p[f"B{k}"]
+            z = torch.bmm(rb[k], B.transpose(1, 2))  # (seed, batch, n_k): rows of (B r)^T
+            B.sub_(self.gam / n * torch.bmm(z.transpose(1, 2), z)).div_(c.lam)
+
+    # --- inference and diagnostics ----------------------------------------------------------------------
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        return self.free_phase(x)[1][-1]
+
+    def epoch_metrics(self) -> dict[str, xr.DataArray]:
+        """Theta^(k) = arccos(tr(W_ff W_fb) / (|W_ff| |W_fb|)) in degrees for k >= 2 (spec §5)."""
+        if self.P < 2:
+            return {}
+        ang = torch.stack([angle_degrees(self.params[f"Wf{k}"], self.params[f"Wb{k}"].transpose(1, 2))
+                           for k in range(1, self.P)], dim=1)  # (seed, layer)
+        return {"forward_backward_angle": xr.DataArray(
+            ang.cpu().double().numpy(), dims=("seed", "layer"), coords={"layer": layer_names(self.P)[1:]},
+            attrs={"long_name": "angle between forward weights W_ff and transposed backward weights W_fb",
+                   "units": "degree"})}
+
+    @torch.no_grad()
+    def representations(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        saved = self.params
+        self.params = {k: v[:1] for k, v in saved.items()}
+        try:
+            r = self.free_phase(x.unsqueeze(0))[1]
+        finally:
+            self.params = saved
+        return {name: ri[0] for name, ri in zip(layer_names(self.P), r)}
