@@ -1,0 +1,610 @@
+"""Latent Predictive Learning (LPL) in deep rate networks, layer-local, with every ablation as one switch.
+
+Halvagal & Zenke (2023), Nat. Neurosci. 26:1906-1915, Eqs. (4)-(7) and Methods, **as corrected by the
+authors' erratum** (official repository ``fmi-basel/latent-predictive-learning``, ``erratum/erratum.md``,
+PR #9): the decorrelation term is the mean squared off-diagonal covariance, not published Eq. (6).
+Each block's loss, on its global-average-pooled output ``z`` (``(batch, units)``) for two views, is
+
+    L = pred_coeff * L_pred + hebb_coeff * L_Hebb + decorr_coeff * L_dec
+
+- ``L_pred = (1/(B M)) sum_b sum_i (z_i^b(1) - z_i^b(2))^2`` (predictive, Eq. 4 up to the factor 1/2);
+- ``L_Hebb = -(1/M) sum_i log(sigma_i^2 + eps)``, ``sigma_i^2 = (1/(B-1)) sum_b (z_i^b - SG zbar_i)^2``
+  (Hebbian, Eq. 5), averaged over the two views;
+- ``L_dec = (1/(M^2 - M)) sum_{i != k} C_ik^2``, ``C_ik = (1/(B-1)) sum_b c_i^b c_k^b``,
+  ``c = z - SG zbar`` (decorrelation, erratum form), averaged over the two views;
+
+with the batch mean detached (stop-gradient, ``SG``) as in the official ``models/module.py``. Layer losses
+are summed; every block's input is detached, so a block learns only from its own loss. The official
+deep-net code has **no** stop-gradient in the predictive term (both views get a gradient:
+``pred_form="symmetric"``, the default); the paper writes ``(1/2) sum (z(t) - SG z(t - dt))^2``
+(``pred_form="stopgrad"``: only view 1 gets a gradient, with the same mean-reduced normalisation). Both
+give the same fixed points; the symmetric form's gradient is twice as large in total.
+
+The loss terms are pure functions of ``(batch, units)`` tensors (:func:`lpl_terms`, :func:`lpl_loss`), so
+any network can use them. Defaults are the official ``lpl_main.py`` values (which its README calls the
+paper's): coefficients 1, 1, 10; Adam lr 1e-3, weight decay 1.5e-6 (not on biases), 10 warm-up epochs from
+0 then cosine to 1e-6, batch 1024, 800 epochs; the schedule is stepped per batch here (per epoch there).
+The MNIST/Fashion-MNIST and small-dataset presets are ours (no such run in the paper), sized for a CPU.
+
+Variants (each one config switch): ``pred_coeff=0``, ``hebb_coeff=0``, ``decorr_coeff=0``,
+``shuffle_positives``, ``stale_estimates``, ``no_pooling``, ``projector``, ``objective="negsample"``,
+``end_to_end``, ``objective="supervised"``; baselines ``baseline="pixels"`` (linear readout of the
+pixels) and ``baseline="random_init"`` (the untrained network), one command each.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import xarray as xr
+from torch import nn
+
+from bridge.config import check_positive
+from bridge.errors import ConfigError, DivergenceError
+from bridge.measures import participation_ratio
+from bridge.reps import PROBE_SIZE, representation
+from ratenets.data import ImageDataset, load_dataset, load_stl10, resolve_root
+from ratenets.encoders.conv import BlockEncoder, build_encoder, global_pool
+from ratenets.probes import collect_features, probe_layers
+from ratenets.rules.base import check_dataset
+from ratenets.train import progress as _progress
+from ratenets.views import SequenceParams, SequenceViews, SimCLRViewParams, SimCLRViews
+
+
+# ================================================================================================================
+# the loss terms: pure functions of (batch, units) tensors
+
+def predictive_loss(z1: torch.Tensor, z2: torch.Tensor, stop_gradient: bool = False) -> torch.Tensor:
+    """Predictive term ``(1/(B M)) sum_b sum_i (z1 - z2)^2`` (Halvagal & Zenke 2023, Eq. 4).
+
+    Parameters
+    ----------
+    z1, z2 : tensor, shape (batch, units)
+        The two views (consecutive "time steps").
+    stop_gradient : bool
+        Detach ``z2`` (the paper's ``SG z(t - dt)``); False: both views get a gradient (official code).
+    """
+    target = z2.detach() if stop_gradient else z2
+    return ((z1 - target) ** 2).mean()
+
+
+def hebbian_loss(z: torch.Tensor, eps: float = 1e-4, mean: torch.Tensor | None = None,
+                 var: torch.Tensor | None = None) -> torch.Tensor:
+    """Hebbian term ``-(1/M) sum_i log(sigma_i^2 + eps)`` with a detached batch mean (Eq. 5).
+
+    Parameters
+    ----------
+    z : tensor, shape (batch, units)
+    eps : float
+        Added to the variance (official code: 1e-4).
+    mean, var : tensor, shape (units,), optional
+        Stale (previous batch's, detached) estimates. Given: the official ``--stale_estimates`` form
+        ``-(1/M) sum_i sum_b (z_i^b - mean_i)^2 / ((var_i + eps)(B - 1))``.
+    """
+    b = z.shape[0]
+    if var is not None:
+        m = mean if mean is not None else z.mean(0).detach()
+        return -(((z - m) ** 2).sum(0) / ((var + eps) * (b - 1))).mean()
+    zbar = z.mean(0).detach()
+    v = ((z - zbar) ** 2).sum(0) / (b - 1)  # (units,)
+    return -torch.log(v + eps).mean()
+
+
+def decorrelation_loss(z: torch.Tensor, mean: torch.Tensor | None = None) -> torch.Tensor:
+    """Decorrelation term ``(1/(M^2 - M)) sum_{i != k} C_ik^2`` (erratum to Eq. 6, PR #9).
+
+    ``C = c^T c / (B - 1)`` with ``c = z - SG zbar`` (or ``z - mean`` for stale estimates). Zero for one unit.
+
+    Parameters
+    ----------
+    z : tensor, shape (batch, units)
+    mean : tensor, shape (units,), optional
+        Stale mean estimate (detached).
+    """
+    b, m = z.shape
+    if m < 2:
+        return z.sum() * 0.0
+    c = z - (z.mean(0).detach() if mean is None else mean)
+    cov = c.T @ c / (b - 1)  # (units, units)
+    off = cov - torch.diag_embed(torch.diagonal(cov))
+    return (off ** 2).sum() / (m * m - m)
+
+
+def lpl_terms(z1: torch.Tensor, z2: torch.Tensor, *, eps: float = 1e-4, stop_gradient: bool = False,
+              mean: torch.Tensor | None = None, var: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """The three LPL terms of one layer for a pair of views ``(batch, units)``.
+
+    The Hebbian and decorrelation terms are computed per view and averaged, as the official code does.
+
+    Returns
+    -------
+    dict
+        ``{"pred": L_pred, "hebb": L_Hebb, "decorr": L_dec}``, scalar tensors.
+    """
+    return {
+        "pred": predictive_loss(z1, z2, stop_gradient),
+        "hebb": 0.5 * (hebbian_loss(z1, eps, mean, var) + hebbian_loss(z2, eps, mean, var)),
+        "decorr": 0.5 * (decorrelation_loss(z1, mean) + decorrelation_loss(z2, mean)),
+    }
+
+
+def lpl_terms_maps(h1: torch.Tensor, h2: torch.Tensor, *, eps: float = 1e-4, stop_gradient: bool = False
+                   ) -> dict[str, torch.Tensor]:
+    """The LPL terms on unpooled maps ``(batch, C, H, W)`` (official ``--no_pooling``).
+
+    The predictive term is the MSE over the full maps; the Hebbian variance is taken per (C, H, W)
+    position; the decorrelation stacks the ``B*H*W`` positions as samples of the ``C`` channels.
+    """
+    if h1.ndim == 2:
+        return lpl_terms(h1, h2, eps=eps, stop_gradient=stop_gradient)
+    c = h1.shape[1]
+    flat1, flat2 = h1.flatten(1), h2.flatten(1)  # (B, C*H*W)
+    pos1 = h1.permute(0, 2, 3, 1).reshape(-1, c)  # (B*H*W, C)
+    pos2 = h2.permute(0, 2, 3, 1).reshape(-1, c)
+    return {
+        "pred": predictive_loss(flat1, flat2, stop_gradient),
+        "hebb": 0.5 * (hebbian_loss(flat1, eps) + hebbian_loss(flat2, eps)),
+        "decorr": 0.5 * (decorrelation_loss(pos1) + decorrelation_loss(pos2)),
+    }
+
+
+def negsample_terms(z1: torch.Tensor, z2: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Negative-sample (cosine) baseline (official ``NegSampleBaseline``).
+
+    ``pred`` (pull) is ``-mean_b cos(z1^b, z2^b)``; ``hebb`` (push) is the mean squared cosine similarity
+    between different images of the same view, averaged over the two views.
+    """
+    n1, n2 = F.normalize(z1, dim=1), F.normalize(z2, dim=1)
+    pull = -(n1 * n2).sum(1).mean()
+    b = z1.shape[0]
+
+    def push(n: torch.Tensor) -> torch.Tensor:
+        g = n @ n.T  # (B, B) cosine similarities
+        off = g - torch.diag_embed(torch.diagonal(g))
+        return (off ** 2).sum() / max(b * b - b, 1)
+
+    return {"pred": pull, "hebb": 0.5 * (push(n1) + push(n2))}
+
+
+def lpl_loss(terms: Mapping[str, torch.Tensor], pred_coeff: float = 1.0, hebb_coeff: float = 1.0,
+             decorr_coeff: float = 10.0) -> torch.Tensor:
+    """``pred_coeff * pred + hebb_coeff * hebb + decorr_coeff * decorr`` (missing terms count 0)."""
+    total = 0.0
+    for key, coeff in (("pred", pred_coeff), ("hebb", hebb_coeff), ("decorr", decorr_coeff)):
+        if coeff != 0 and key in terms:
+            total = total + coeff * terms[key]
+    if isinstance(total, float):
+        return next(iter(terms.values())) * 0.0
+    return total
+
+
+# ================================================================================================================
+# config
+
+_DATASETS = ("mnist", "fashion-mnist", "cifar10", "stl10", "digits", "synthetic")
+
+
+@dataclass(frozen=True, kw_only=True)
+class LPLConfig:
+    """All constants of an LPL run; defaults are the official code's (Halvagal & Zenke 2023)."""
+
+    # optimisation (official lpl_main.py defaults; Methods "Optimization")
+    epochs: int = 800                     # max_epochs 800
+    batch_size: int = 1024                # batch 1024
+    lr: float = 1e-3                      # Adam lr 1e-3
+    weight_decay: float = 1.5e-6          # Adam weight decay, not on biases
+    warmup_epochs: float = 10.0           # LinearWarmupCosineAnnealing: 10 warm-up epochs from lr 0
+    final_lr: float = 1e-6                # ... cosine down to 1e-6
+    # the objective (Eqs. 4-6, erratum form of Eq. 6)
+    pred_coeff: float = 1.0               # --pull_coeff 1.0 (predictive term)
+    hebb_coeff: float = 1.0               # --push_coeff 1.0 (Hebbian term)
+    decorr_coeff: float = 10.0            # --decorr_coeff 10.0 (decorrelation term)
+    var_eps: float = 1e-4                 # epsilon in log(sigma^2 + eps), models/module.py
+    pred_form: Literal["symmetric", "stopgrad"] = "symmetric"  # official code: symmetric; paper: stop-gradient
+    objective: Literal["lpl", "negsample", "supervised"] = "lpl"  # negsample: NegSampleBaseline (cosine)
+    end_to_end: bool = False              # --train_end_to_end: one loss on the last block, no detaching
+    shuffle_positives: bool = False       # --shuffle_positives: pair z1 with z2 of another image
+    stale_estimates: bool = False         # --stale_estimates: previous batch's mean and variance
+    no_pooling: bool = False              # --no_pooling: losses on unpooled maps
+    projector: bool = False               # --use_projector_mlp: Linear(C, 2048)-ReLU-Linear(2048, 256)-ReLU
+    projector_dims: tuple[int, ...] = (2048, 256)
+    # encoder (models/encoders.py)
+    encoder: Literal["vgg11", "conv", "mlp"] = "vgg11"
+    conv_channels: tuple[int, ...] = (32, 64, 128)   # small conv net (ours, for CPU runs)
+    mlp_hidden: tuple[int, ...] = (512, 512, 512)    # MLP (ours, for CPU runs)
+    width_scale: float = 1.0              # VGG-11 channel multiplier (1 = the paper's)
+    bias: bool = True                     # biases on unless --no_biases
+    # views (datasets/simclr_transforms.py), or temporal sequences (datasets/sequence_generator.py)
+    views: Literal["simclr", "sequence"] = "simclr"
+    crop_scale: tuple[float, float] = (0.08, 1.0)
+    flip_p: float = 0.5
+    jitter_strength: float = 1.0          # ColorJitter(0.8s, 0.8s, 0.8s, 0.2s)
+    jitter_p: float = 0.8
+    grey_p: float = 0.2
+    blur_p: float = 0.5
+    blur_sigma: tuple[float, float] = (0.1, 2.0)
+    seq_length: int = 4                   # frames per temporal sequence (views="sequence")
+    seq_max_shift: float = 0.15           # position step per frame, fraction of the image side
+    seq_max_log_scale: float = 0.08       # |log scale| step per frame
+    seq_max_rotation_deg: float = 12.0    # rotation step per frame
+    # baselines: the pixels themselves, or the untrained network
+    baseline: Literal["none", "pixels", "random_init"] = "none"
+    train_images: int = 0                 # 0: the whole training set
+    # evaluation (eval.py: Adam lr 1e-3, 20 epochs, batch 512 on a 10k split)
+    probe_train_images: int = 10000
+    probe_epochs: int = 20
+    probe_lr: float = 1e-3
+    probe_batch_size: int = 512
+    probe_layers: tuple[str, ...] = ()    # () = every layer
+    eval_batch_size: int = 1000
+
+    def __post_init__(self) -> None:
+        check_positive(self, "epochs", "batch_size", "lr", "warmup_epochs", "var_eps", "width_scale",
+                       "probe_train_images", "probe_epochs", "probe_lr", "probe_batch_size", "eval_batch_size")
+        if self.batch_size < 2:
+            raise ConfigError(f"batch_size must be >= 2 (the batch variance needs two samples), got {self.batch_size}")
+        for name in ("pred_coeff", "hebb_coeff", "decorr_coeff", "weight_decay", "final_lr", "jitter_strength",
+                     "train_images"):
+            v = getattr(self, name)
+            if not v >= 0 or not math.isfinite(v):
+                raise ConfigError(f"{name} must be a finite number >= 0, got {v!r}")
+        if (self.objective == "lpl" and self.baseline == "none"
+                and self.pred_coeff == 0 and self.hebb_coeff == 0 and self.decorr_coeff == 0):
+            raise ConfigError("pred_coeff, hebb_coeff and decorr_coeff are all 0, so there is nothing to learn; "
+                              "set one > 0 (for the untrained network use --set baseline=random_init)")
+        if self.objective == "negsample" and self.pred_coeff == 0 and self.hebb_coeff == 0:
+            raise ConfigError("objective 'negsample' needs pred_coeff or hebb_coeff > 0 (pull and push weights)")
+        if self.final_lr > self.lr:
+            raise ConfigError(f"final_lr must be <= lr ({self.lr}), got {self.final_lr!r}")
+        if any(c <= 0 for c in (*self.conv_channels, *self.mlp_hidden, *self.projector_dims)):
+            raise ConfigError("conv_channels, mlp_hidden and projector_dims must list positive widths")
+        if not self.conv_channels or not self.mlp_hidden or not self.projector_dims:
+            raise ConfigError("conv_channels, mlp_hidden and projector_dims must not be empty")
+        if self.no_pooling and (self.projector or self.objective != "lpl" or self.stale_estimates):
+            raise ConfigError("no_pooling works only with objective 'lpl', without projector and stale_estimates")
+        if self.stale_estimates and self.objective != "lpl":
+            raise ConfigError(f"stale_estimates applies to objective 'lpl' only, got objective {self.objective!r}")
+        for name in ("flip_p", "jitter_p", "grey_p", "blur_p"):
+            v = getattr(self, name)
+            if not 0 <= v <= 1:
+                raise ConfigError(f"{name} must be a probability in [0, 1], got {v!r}")
+        self.view_params()  # validates the augmentation ranges
+        self.sequence_params()
+
+    def view_params(self) -> SimCLRViewParams:
+        s = self.jitter_strength
+        return SimCLRViewParams(crop_scale=self.crop_scale, flip_p=self.flip_p,
+                                jitter=(0.8 * s, 0.8 * s, 0.8 * s, min(0.2 * s, 0.5)), jitter_p=self.jitter_p,
+                                grey_p=self.grey_p, blur_p=self.blur_p, blur_sigma=self.blur_sigma)
+
+    def sequence_params(self) -> SequenceParams:
+        return SequenceParams(length=self.seq_length, max_shift=self.seq_max_shift,
+                              max_log_scale=self.seq_max_log_scale, max_rotation_deg=self.seq_max_rotation_deg)
+
+
+# ================================================================================================================
+# the rule
+
+def lr_at(step: int, total: int, warmup: int, lr: float, final_lr: float) -> float:
+    """Linear warm-up from 0 over ``warmup`` steps, then cosine from ``lr`` to ``final_lr`` at ``total``."""
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    span = max(total - warmup, 1)
+    t = min(step - warmup, span) / span
+    return final_lr + 0.5 * (lr - final_lr) * (1 + math.cos(math.pi * t))
+
+
+def _projector(width: int, dims: tuple[int, ...]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    n = width
+    for d in dims:
+        layers += [nn.Linear(n, d), nn.ReLU()]  # the official projector ends with a ReLU too
+        n = d
+    return nn.Sequential(*layers)
+
+
+class LPL:
+    """Latent Predictive Learning on a layer-local encoder (see the module docstring).
+
+    One seed per instance (the engine loops seeds). Tensors are batch-first; the two views of a batch run
+    through each block together as one ``(2B, ...)`` batch.
+    """
+
+    name: ClassVar[str] = "lpl"
+    Config: ClassVar[type] = LPLConfig
+    batched_seeds: ClassVar[bool] = False
+    datasets: ClassVar[tuple[str, ...]] = _DATASETS
+
+    @classmethod
+    def preset(cls, dataset: str) -> LPLConfig:
+        """The paper's config for CIFAR-10/STL-10; small CPU-sized nets (ours) for the other datasets."""
+        check_dataset(cls.name, dataset, cls.datasets)
+        if dataset in ("cifar10", "stl10"):
+            return LPLConfig()
+        if dataset in ("mnist", "fashion-mnist"):
+            # ours: 1 epoch is a few CPU minutes; digits are not mirrored and tiny crops lose them
+            return LPLConfig(epochs=10, batch_size=256, warmup_epochs=0.1, encoder="conv",
+                             conv_channels=(32, 64, 128), crop_scale=(0.3, 1.0), flip_p=0.0)
+        # digits (8x8) and synthetic (16x16): seconds-long runs for tests
+        return LPLConfig(epochs=5, batch_size=128, warmup_epochs=0.5, encoder="conv", conv_channels=(16, 32),
+                         crop_scale=(0.5, 1.0), flip_p=0.0, blur_p=0.0, probe_train_images=1000,
+                         probe_epochs=30, probe_lr=1e-2)
+
+    @classmethod
+    def load_data(cls, config: LPLConfig, dataset: str, data_root: str | None) -> ImageDataset:
+        if dataset == "stl10":
+            data = load_stl10(resolve_root(data_root), unlabeled=True)
+        else:
+            data = load_dataset(dataset, data_root)
+        if config.train_images:
+            data = data.subset(config.train_images, None)
+        return data
+
+    def __init__(self, config: LPLConfig, data: ImageDataset, *, seeds: tuple[int, ...] = (0,),
+                 device: torch.device = torch.device("cpu"), progress: bool = False) -> None:
+        if len(seeds) != 1:
+            raise ConfigError("LPL trains one seed per instance; the engine loops over seeds")
+        cfg = self.config = config
+        self.data = data
+        self.seed = int(seeds[0])
+        self.seeds = (self.seed,)
+        self.device = device
+        self.show_progress = progress
+        self.gen = torch.Generator().manual_seed(self.seed)  # data order and augmentations
+        torch.manual_seed(self.seed)  # parameter initialisation
+        # the unlabelled STL-10 split, when loaded, is what LPL trains on (the labels are only for probes)
+        x_ssl = data.x_unlabeled if (data.x_unlabeled is not None and cfg.objective != "supervised") else data.x_train
+        self.x_ssl = x_ssl[:cfg.train_images] if cfg.train_images else x_ssl
+        self.y_ssl = data.y_train if self.x_ssl is data.x_train or cfg.train_images else None
+        if self.y_ssl is not None:
+            self.y_ssl = data.y_train[:len(self.x_ssl)]
+        ref = data.x_train[:10000].float() / 255.0
+        mean = ref.mean(dim=(0, 2, 3)).tolist()
+        std = ref.std(dim=(0, 2, 3)).clamp(min=1e-3).tolist()
+        if cfg.views == "simclr":
+            self.views: SimCLRViews | SequenceViews = SimCLRViews(cfg.view_params(), mean, std)
+        else:
+            self.views = SequenceViews(cfg.sequence_params(), mean, std)
+        self.encoder: BlockEncoder = build_encoder(cfg.encoder, data.image_shape, conv_channels=cfg.conv_channels,
+                                                   mlp_hidden=cfg.mlp_hidden, bias=cfg.bias,
+                                                   width_scale=cfg.width_scale).to(device)
+        self.layer_names = ("pixels",) if cfg.baseline == "pixels" else self.encoder.layer_names
+        probe = cfg.probe_layers or self.layer_names
+        missing = [p for p in probe if p not in self.layer_names]
+        if missing:
+            raise ConfigError(f"probe_layers names layer {missing[0]!r}, which does not exist "
+                              f"(layers: {', '.join(self.layer_names)})")
+        self.probe_names = tuple(probe)
+        n_blocks = len(self.encoder.blocks)
+        # which blocks carry a loss: all (layer-local) or the last (end-to-end)
+        self.loss_layers = [n_blocks - 1] if cfg.end_to_end else list(range(n_blocks))
+        self.heads = nn.ModuleDict()
+        for i in self.loss_layers:
+            width = self.encoder.widths[i]
+            if cfg.objective == "supervised":
+                self.heads[str(i)] = nn.Linear(width, data.num_classes)
+            elif cfg.projector:
+                self.heads[str(i)] = _projector(width, cfg.projector_dims)
+        self.heads.to(device)
+        params = list(self.encoder.parameters()) + list(self.heads.parameters())
+        decay = [p for p in params if p.ndim > 1]
+        no_decay = [p for p in params if p.ndim <= 1]
+        self.opt = torch.optim.Adam([{"params": decay, "weight_decay": cfg.weight_decay},
+                                     {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+        self.step_count = 0
+        self.stale: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        pairs_per_image = (cfg.seq_length - 1) if cfg.views == "sequence" else 1
+        self.images_per_batch = max(2, cfg.batch_size // pairs_per_image)
+        self.steps_per_epoch = max(1, len(self.x_ssl) // self.images_per_batch)
+        self.total_steps = cfg.epochs * self.steps_per_epoch
+        self.warmup_steps = max(1, int(round(cfg.warmup_epochs * self.steps_per_epoch)))
+
+    # ------------------------------------------------------------------------------------------------------
+    @property
+    def trains(self) -> bool:
+        return self.config.baseline == "none"
+
+    def _features(self, i: int, out: torch.Tensor) -> torch.Tensor:
+        """The loss features of block ``i``: pooled (unless no_pooling), then the projector/head input."""
+        if self.config.no_pooling:
+            return out
+        z = global_pool(out)
+        if self.config.projector and self.config.objective != "supervised" and str(i) in self.heads:
+            z = self.heads[str(i)](z)
+        return z
+
+    def _terms(self, i: int, z: torch.Tensor, y: torch.Tensor | None, shift: int) -> dict[str, torch.Tensor]:
+        cfg = self.config
+        b = z.shape[0] // 2
+        z1, z2 = z[:b], z[b:]
+        if cfg.shuffle_positives:
+            z2 = torch.roll(z2, shifts=shift, dims=0)  # positives from other images; per-view stats unchanged
+        if cfg.objective == "supervised":
+            if y is None:
+                raise ConfigError("objective 'supervised' needs labelled training images")
+            logits = self.heads[str(i)](z)
+            return {"supervised": F.cross_entropy(logits, torch.cat([y, y]))}
+        if cfg.objective == "negsample":
+            return negsample_terms(z1, z2)
+        stop = cfg.pred_form == "stopgrad"
+        if cfg.no_pooling:
+            return lpl_terms_maps(z1, z2, eps=cfg.var_eps, stop_gradient=stop)
+        mean = var = None
+        if cfg.stale_estimates and i in self.stale:
+            mean, var = self.stale[i]
+        terms = lpl_terms(z1, z2, eps=cfg.var_eps, stop_gradient=stop, mean=mean, var=var)
+        if cfg.stale_estimates:
+            zd = z.detach()
+            self.stale[i] = (zd.mean(0), zd.var(0, unbiased=True))
+        return terms
+
+    def _total(self, terms: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        if "supervised" in terms:
+            return terms["supervised"]
+        c = self.config
+        return lpl_loss(terms, c.pred_coeff, c.hebb_coeff, c.decorr_coeff)
+
+    def _check(self, loss: torch.Tensor, i: int, epoch: int) -> None:
+        if not torch.isfinite(loss):
+            raise DivergenceError(f"LPL loss of layer {self.encoder.layer_names[i]} is not finite in epoch {epoch}; "
+                                  "stopped before the update (the last good checkpoint is kept)")
+
+    def train_step(self, v1: torch.Tensor, v2: torch.Tensor, y: torch.Tensor | None, epoch: int = 0
+                   ) -> tuple[float, dict[int, dict[str, float]]]:
+        """One optimiser step on a batch of view pairs ``(B, C, H, W)`` each.
+
+        Layer-local: block by block, forward on the detached input, loss, backward, so at most one block's
+        graph is alive. End-to-end: one forward through all blocks and one backward from the last loss.
+        Returns the total loss and each layer's terms (floats).
+        """
+        cfg = self.config
+        for g in self.opt.param_groups:
+            g["lr"] = lr_at(self.step_count, self.total_steps, self.warmup_steps, cfg.lr, cfg.final_lr)
+        self.opt.zero_grad(set_to_none=True)
+        shift = int(torch.randint(1, max(v1.shape[0], 2), (1,), generator=self.gen)) if cfg.shuffle_positives else 0
+        h = torch.cat([v1, v2])  # (2B, C, H, W): both views through each block at once
+        total, logged = 0.0, {}
+        if cfg.end_to_end:
+            outs = self.encoder(h)
+            last = len(self.encoder.blocks) - 1
+            for i, out in enumerate(outs.values()):
+                if i == last:
+                    terms = self._terms(i, self._features(i, out), y, shift)
+                    loss = self._total(terms)
+                    self._check(loss, i, epoch)
+                    loss.backward()
+                    total = float(loss.detach())
+                elif cfg.objective != "supervised":
+                    with torch.no_grad():  # monitoring only
+                        terms = self._terms(i, global_pool(out.detach()) if not cfg.no_pooling else out.detach(),
+                                            y, shift)
+                else:
+                    continue
+                logged[i] = {k: float(v.detach()) for k, v in terms.items()}
+        else:
+            for i, block in enumerate(self.encoder.blocks):
+                out = block(h.detach())
+                terms = self._terms(i, self._features(i, out), y, shift)
+                loss = self._total(terms)
+                self._check(loss, i, epoch)
+                loss.backward()  # frees this block's graph before the next block runs
+                total += float(loss.detach())
+                logged[i] = {k: float(v.detach()) for k, v in terms.items()}
+                h = out.detach()
+        self.opt.step()
+        self.step_count += 1
+        return total, logged
+
+    def train_epoch(self, epoch: int) -> dict[str, xr.DataArray]:
+        cfg = self.config
+        names = list(self.encoder.layer_names)
+        if not self.trains:
+            return {"train_loss": xr.DataArray(0.0, attrs={"long_name": "training loss (baseline: no training)",
+                                                           "units": "1"})}
+        self.encoder.train()
+        order = torch.randperm(len(self.x_ssl), generator=self.gen)
+        bs = self.images_per_batch
+        loss_sum, n_steps = 0.0, 0
+        term_sums: dict[str, np.ndarray] = {}
+        it = _progress(range(self.steps_per_epoch), desc=f"lpl epoch {epoch}", enabled=self.show_progress)
+        for s in it:
+            idx = order[s * bs:(s + 1) * bs]
+            x = self.x_ssl[idx].to(self.device)
+            y = self.y_ssl[idx].to(self.device) if self.y_ssl is not None else None
+            v1, v2 = self.views.pair(x, self.gen)
+            if y is not None and cfg.views == "sequence":
+                y = y.repeat_interleave(cfg.seq_length - 1)
+            loss, logged = self.train_step(v1, v2, y, epoch)
+            loss_sum += loss
+            n_steps += 1
+            for i, terms in logged.items():
+                for k, v in terms.items():
+                    term_sums.setdefault(k, np.full(len(names), np.nan))
+                    arr = term_sums[k]
+                    arr[i] = (0.0 if np.isnan(arr[i]) else arr[i]) + v
+        out = {"train_loss": xr.DataArray(loss_sum / max(n_steps, 1),
+                                          attrs={"long_name": "mean training loss per batch, summed over the "
+                                                 "trained layers", "units": "1"})}
+        have = [i for i in range(len(names)) if any(not np.isnan(a[i]) for a in term_sums.values())]
+        for k, arr in term_sums.items():
+            out[f"loss_{k}"] = xr.DataArray(arr[have] / max(n_steps, 1), dims=("layer",),
+                                            coords={"layer": [names[i] for i in have]},
+                                            attrs={"long_name": f"mean {k} term of each layer's loss", "units": "1"})
+        return out
+
+    # ------------------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def layer_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Pooled responses ``{layer: (batch, units)}`` to normalised inputs (the pixels for that baseline)."""
+        if self.config.baseline == "pixels":
+            return {"pixels": x.flatten(1)}  # (B, C*H*W)
+        self.encoder.eval()
+        return {k: global_pool(v) for k, v in self.encoder(x).items()}
+
+    def _collect(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return collect_features(self.layer_features, x, batch_size=self.config.eval_batch_size, device=self.device,
+                                transform=self.views.normalise)
+
+    def evaluate(self, epoch: int) -> dict[str, xr.DataArray]:
+        """Linear probe per layer, participation ratio, mean activity and dead units over the whole test set."""
+        cfg = self.config
+        n_probe = min(cfg.probe_train_images, len(self.data.x_train))
+        train = self._collect(self.data.x_train[:n_probe])
+        test = self._collect(self.data.x_test)
+        acc = probe_layers(train, self.data.y_train[:n_probe], test, self.data.y_test, layers=self.probe_names,
+                           epochs=cfg.probe_epochs, lr=cfg.probe_lr, batch_size=cfg.probe_batch_size,
+                           seed=self.seed, n_classes=self.data.num_classes)
+        names = list(self.layer_names)
+        pr, act, dead = [], [], []
+        for name in names:
+            f = test[name]
+            p = participation_ratio(f.numpy())
+            pr.append(0.0 if not np.isfinite(p) else p)  # 0: no variance at all (e.g. every unit dead)
+            act.append(float(f.mean()))
+            dead.append(float(((f.max(0).values - f.min(0).values) <= 1e-7).float().mean()))
+        layer = {"layer": names}
+        return {
+            "test_accuracy": xr.DataArray([acc[n] for n in self.probe_names], dims=("layer",),
+                                          coords={"layer": list(self.probe_names)},
+                                          attrs={"long_name": "linear-probe test accuracy of each layer's pooled "
+                                                 "output", "units": "1"}),
+            "participation_ratio": xr.DataArray(pr, dims=("layer",), coords=layer,
+                                                attrs={"long_name": "participation ratio of the pooled responses "
+                                                       "over the whole test set (0: no variance)", "units": "1"}),
+            "mean_activity": xr.DataArray(act, dims=("layer",), coords=layer,
+                                          attrs={"long_name": "mean pooled response over test images and units",
+                                                 "units": "1"}),
+            "dead_fraction": xr.DataArray(dead, dims=("layer",), coords=layer,
+                                          attrs={"long_name": "fraction of units constant over the whole test set",
+                                                 "units": "1"}),
+        }
+
+    def static_results(self) -> dict[str, xr.DataArray]:
+        return {}
+
+    def probe_representations(self) -> dict[str, xr.Dataset]:
+        """Pooled responses of every layer to the first 1000 test images (for the bridge)."""
+        n = min(PROBE_SIZE, len(self.data.y_test))
+        feats = self._collect(self.data.x_test[:n])
+        meta = {"probe_dataset": self.data.name, "probe_split": "test", "probe_count": n, "seed": self.seed}
+        labels = self.data.y_test[:n].numpy()
+        return {k: representation(v.numpy(), layer=k, labels=labels, attrs=meta) for k, v in feats.items()}
+
+    # ------------------------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"encoder": self.encoder.state_dict(), "heads": self.heads.state_dict(),
+                "opt": self.opt.state_dict(), "step_count": self.step_count, "gen": self.gen.get_state(),
+                "stale": {i: (m.cpu(), v.cpu()) for i, (m, v) in self.stale.items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.encoder.load_state_dict(state["encoder"])
+        self.heads.load_state_dict(state["heads"])
+        self.opt.load_state_dict(state["opt"])
+        self.step_count = int(state["step_count"])
+        self.gen.set_state(state["gen"])
+        self.stale = {int(i): (m.to(self.device), v.to(self.device)) for i, (m, v) in state["stale"].items()}
