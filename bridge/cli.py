@@ -19,6 +19,8 @@ COMMANDS: dict[str, str] = {
     "demo": "bridge.commands.demo",
     "train": "bridge.commands.train",
     "info": "bridge.commands.info",
+    "compare": "bridge.commands.compare",
+    "plot": "bridge.commands.plot",
 }
 
 

@@ -92,3 +92,90 @@ def plot_matrix(da: xr.DataArray, path: str | os.PathLike, title: str = "", vmin
     fig.colorbar(im, ax=ax, shrink=0.8)
     ax.set_title(title or da.attrs.get("long_name", da.name or ""), fontsize=9)
     return save_figure(fig, path)
+
+
+def plot_comparison(ds: xr.Dataset, path: str | os.PathLike, title: str | None = None) -> Path:
+    """Heat map of a comparison file's ``(layer_a, layer_b)`` matrix (the first such variable)."""
+    name = next(n for n, v in ds.data_vars.items() if {"layer_a", "layer_b"} <= set(v.dims))
+    da = ds[name].transpose("layer_a", "layer_b")
+    a, b = ds.attrs.get("model_a", "A"), ds.attrs.get("model_b", "B")
+    lo = 0.0 if float(np.nanmin(da.values)) >= 0 else None
+    ttl = title or f"{name}: {a} vs {b}"
+    return plot_matrix(da, path, title=ttl, vmin=lo, vmax=1.0 if float(np.nanmax(da.values)) <= 1 else None)
+
+
+def _plot_panels(ds: xr.Dataset, path: str | os.PathLike, reps: dict[str, xr.Dataset] | None = None) -> Path:
+    """Generic summary: one panel per numeric 1-D variable (line or bars), plus each time representation."""
+    one_d = [n for n, v in ds.data_vars.items() if v.ndim == 1 and v.dtype.kind in "fiu" and v.size > 1][:8]
+    two_d = [n for n, v in ds.data_vars.items() if v.ndim == 2 and v.dtype.kind in "fiu"][:2]
+    rep_items = list((reps or {}).items())[:2]
+    n = len(one_d) + len(two_d) + len(rep_items)
+    if n == 0:
+        raise ValueError("nothing to plot")
+    ncols = min(3, n)
+    nrows = -(-n // ncols)
+    fig, axes = _figure(nrows, ncols, figsize=(4.4 * ncols, 3.3 * nrows))
+    flat = [ax for row in axes for ax in row]
+    k = 0
+    for name in one_d:
+        ax, da = flat[k], ds[name]
+        k += 1
+        d = da.dims[0]
+        x = da[d].values if d in da.coords else np.arange(da.size)
+        if x.dtype.kind in "fiu" and da.size > 12:
+            ax.plot(x, da.values, lw=0.8)
+        else:
+            ax.bar([str(v) for v in x], da.values)
+            ax.tick_params(axis="x", rotation=45)
+        ax.set_xlabel(d)
+        ax.set_ylabel(f"{name} [{da.attrs.get('units', '')}]")
+        ax.set_title(da.attrs.get("long_name", name)[:60], fontsize=8)
+        ax.grid(alpha=0.3)
+    for name in two_d:
+        ax, da = flat[k], ds[name]
+        k += 1
+        im = ax.imshow(np.asarray(da.values, dtype=float).T, aspect="auto", interpolation="nearest")
+        ax.set_xlabel(da.dims[0])
+        ax.set_ylabel(da.dims[1])
+        ax.set_title(da.attrs.get("long_name", name)[:60], fontsize=8)
+        fig.colorbar(im, ax=ax, shrink=0.8)
+    for layer, rep in rep_items:
+        ax, da = flat[k], rep["response"]
+        k += 1
+        im = ax.imshow(np.asarray(da.values, dtype=float).T, aspect="auto", interpolation="nearest", cmap="magma")
+        ax.set_xlabel(da.dims[0])
+        ax.set_ylabel("unit")
+        ax.set_title(f"representation {layer} [{da.attrs.get('units', '')}]", fontsize=8)
+        fig.colorbar(im, ax=ax, shrink=0.8)
+    for ax in flat[k:]:
+        ax.axis("off")
+    fig.suptitle(str(ds.attrs.get("title", "")), fontsize=10)
+    return save_figure(fig, path)
+
+
+def plot_file(ds: xr.Dataset, out: str | os.PathLike, path: str | os.PathLike | None = None) -> Path:
+    """The figure that fits a results file: comparison -> heat map; training run -> curves; else a summary.
+
+    Raises
+    ------
+    ResultsFileError
+        When the file holds nothing that can be drawn.
+    """
+    from bridge.errors import ResultsFileError
+
+    if any({"layer_a", "layer_b"} <= set(v.dims) for v in ds.data_vars.values()):
+        return plot_comparison(ds, out)
+    if any("epoch" in v.dims and v.dtype.kind == "f" for v in ds.data_vars.values()):
+        return plot_curves(ds, out)
+    reps: dict[str, xr.Dataset] = {}
+    if path is not None:
+        from bridge.io import list_groups, open_group
+        from bridge.reps import GROUP_PREFIX
+
+        for g in list_groups(path):
+            if g.startswith(GROUP_PREFIX + "/"):
+                reps[g.split("/", 1)[1]] = open_group(path, g)
+    try:
+        return _plot_panels(ds, out, reps)
+    except ValueError:
+        raise ResultsFileError(f"{str(path or 'the file')!r} holds no variables that can be plotted") from None

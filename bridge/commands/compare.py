@@ -1,0 +1,56 @@
+"""``ratespike compare A.nc B.nc [--measure cka|rsa|decoding]``: compare two runs' representations layer by layer."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+HELP = "compare what two runs learned, layer by layer (CKA, RSA or linear decoding), and write it to NetCDF"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file_a", help="first results file (.nc) with representations/<layer> groups")
+    p.add_argument("file_b", help="second results file (.nc), probed with the same stimuli or time bins")
+    p.add_argument("--measure", default="cka",
+                   help="cka (default), cka-debiased, rsa, or decoding (held-out R^2 of a ridge readout of "
+                        "B's layer from A's layer)")
+    p.add_argument("--out", default=None, help="comparison file (default A_vs_B_MEASURE.nc)")
+    p.add_argument("--layers-a", default=None, metavar="L1,L2", help="only these layers of A (comma-separated)")
+    p.add_argument("--layers-b", default=None, metavar="L1,L2", help="only these layers of B (comma-separated)")
+    p.add_argument("--max-samples", type=int, default=None,
+                   help="use at most this many evenly spaced probe samples (RSA is quadratic in samples)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the held-out splits of the decoding measures")
+    p.add_argument("--plot", default=None, metavar="PNG", help="also draw the heat map to this PNG file")
+
+
+def _layers(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def run(args: argparse.Namespace) -> int:
+    from bridge.compare import MEASURES, compare_runs, format_table
+    from bridge.errors import ConfigError, unknown_choice
+    from bridge.io import check_writable, write_run
+
+    if args.measure not in MEASURES:
+        raise unknown_choice("measure", args.measure, MEASURES)
+    if args.seed < 0:
+        raise ConfigError(f"--seed must be >= 0, got {args.seed}")
+    a, b = Path(args.file_a), Path(args.file_b)
+    out = check_writable(args.out or f"{a.stem}_vs_{b.stem}_{args.measure}.nc")
+    if args.plot:
+        check_writable(args.plot)
+    ds = compare_runs(a, b, args.measure, layers_a=_layers(args.layers_a), layers_b=_layers(args.layers_b),
+                      max_samples=args.max_samples, seed=args.seed)
+    write_run(ds, out)
+    print(f"{args.measure}: {ds.attrs['model_a']} ({a.name}, rows) vs {ds.attrs['model_b']} ({b.name}, columns), "
+          f"{ds.attrs['n_samples']} {ds.attrs['sample_dim']} samples")
+    print(format_table(ds))
+    if args.plot:
+        from bridge.plots import plot_comparison
+
+        print(f"wrote {out} and {plot_comparison(ds, args.plot)}")
+    else:
+        print(f"wrote {out}")
+    return 0
