@@ -351,6 +351,13 @@ def make_synthetic(n_train: int = 2000, n_test: int = 500, n_classes: int = 10, 
                         source=f"ratenets.data.make_synthetic(seed={seed})")
 
 
+def _load_gabor(root: Path | None = None, download: bool = False) -> ImageDataset:
+    """Consecutive Gabor-sequence frames (seeded, generated; see :func:`ratenets.gabor.load_gabor`)."""
+    from ratenets.gabor import load_gabor
+
+    return load_gabor()
+
+
 LOADERS: dict[str, Callable[..., ImageDataset]] = {
     "mnist": load_mnist,
     "fashion-mnist": load_fashion_mnist,
@@ -358,6 +365,7 @@ LOADERS: dict[str, Callable[..., ImageDataset]] = {
     "stl10": load_stl10,
     "digits": load_digits,
     "synthetic": lambda root=None, download=False: make_synthetic(),
+    "gabor": _load_gabor,
 }
 
 

@@ -10,6 +10,7 @@ from bridge.errors import unknown_choice
 
 RULES: dict[str, str] = {
     "bp": "ratenets.rules.bp:BP",
+    "dpc": "ratenets.rules.dpc:DPC",
     "lpl": "ratenets.rules.lpl:LPL",
     "corinfomax": "ratenets.rules.corinfomax:CorInfoMax",
     "corinfomax-sparse": "ratenets.rules.corinfomax_sparse:CorInfoMaxSparse",

@@ -1,0 +1,513 @@
+"""Dense Predictive Coding (DPC) on Gabor sequences: expected (D) versus unexpected (U) events.
+
+DPC (Han, Xie & Zisserman 2019, arXiv:1909.04656, Sec. 3) encodes each block of ``seq_len`` frames with a
+video encoder f into a feature map z_t (pre-ReLU, averaged over time; Eq. (1)), aggregates ReLU(z_1..z_{N-P})
+with a 1x1 ConvGRU g into a context c (Eq. (2)), and predicts the next P feature maps recurrently with a
+two-layer 1x1 conv predictor phi: zhat_{t+1} = phi(c_t), c_{t+1} = g(ReLU(zhat_{t+1}), c_t) (Eqs. (3)-(4)).
+The loss is a dense InfoNCE (Eq. (5)): every prediction (b, p, s) (batch item, step, spatial cell) is scored
+against every target (b', p', s') by a raw dot product, with (b, p, s) the only positive.
+
+Here it is trained on the Gabor-sequence paradigm of Gillon et al. as in colleenjg/DPC: clips of A B C
+(+ G) images, the predicted block D or, from ``unexpected_onset_epoch`` on, U with probability ``u_prob``.
+After each epoch a fixed probe set measures the loss and accuracy per image type and orientation, and every
+unit's responses to D and U blocks at the encoder, aggregator and predictor, with the surprise index
+USI = (mean_U - mean_D) / sqrt((sd_U^2 + sd_D^2) / 2) (colleenjg/DPC ``analysis/usi_diffs.py``; Gillon
+et al. 2023). An epoch-0 evaluation before any update is stored as ``baseline_*`` variables.
+
+Choices where the original differs (see ``docs/results/gabor.md``):
+
+* negatives: the original computes the loss per GPU under DataParallel (negatives capped at the per-GPU
+  batch, TengdaHan/DPC#17); here the targets of all processes are all-gathered when torch.distributed is
+  initialised, so every prediction sees the whole batch;
+* one Adam parameter group for every module (the original's name-matched learning-rate groups match no
+  module and silently train everything at the full rate);
+* the U onset is explicit config (the original flips the dataset's flag inside the training loop), and the
+  layout is fixed by ``layout_seed`` (the original re-seeds it every epoch).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import torch
+import xarray as xr
+from torch import nn
+
+from bridge.config import check_positive, check_range
+from bridge.errors import ConfigError
+from bridge.reps import representation
+from ratenets.gabor import IMAGE_TYPES, TYPE_CODE, GaborConfig, GaborSequences
+from ratenets.rules.base import check_dataset
+from ratenets.train import progress as _progress
+
+#: the three sites whose units the surprise analysis reads (colleenjg/DPC hooks: encoder, contextual, predictive)
+STAGES: tuple[str, ...] = ("encoder", "aggregator", "predictor")
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DPCConfig:
+    """DPC model, Gabor stimulus and protocol constants; defaults are the paper protocol (scratch init).
+
+    ``DPC.preset("gabor")`` returns the small CPU preset (:func:`cpu_preset`); :func:`paper_preset` gives
+    the protocol of the colleenjg/DPC Gabor runs (``slurm/run_dpc_gabors.sh``).
+    """
+
+    epochs: int = 16                     # scratch runs: U from epoch 12, total = onset + 4 (spec Sec. 1)
+    encoder: Literal["resnet18_2d3d", "small3d"] = "resnet18_2d3d"  # DPC 2D3D ResNet-18 (Sec. 3.2)
+    feature_dim: int = 256               # ResNet-18 layer 4 width 256; ConvGRU hidden 256
+    img_px: int = 128                    # img_dim 128 (R18 runs)
+    canvas_px: int = 256                 # Gabor drawing canvas 256 x 256, nearest-resized to img_px
+    seq_len: int = 5                     # seq_len 5 frames per block (= gab_img_len: one image per block)
+    num_seq: int = 4                     # blocks per clip: num_seq_in 3 (A, B, C) + pred_step 1 (no roll)
+    pred_step: int = 1                   # pred_step 1 for the Gabor runs (3 for UCF/K400)
+    batch_size: int = 32                 # batch 32
+    train_clips: int = 1024              # train_len 1024 (no roll); 4096 in the roll variant
+    roll: bool = False                   # no-roll: A,B,C -> D/U; roll: 5 consecutive images of a rolled cycle
+    unexpected_onset_epoch: int = 12     # U from epoch 12 (scratch) or 6 (pretrained)
+    u_prob: float = 0.08                 # U_prob 0.08 per D
+    baseline_epoch: bool = True          # epoch 0: evaluate before any update
+    lr: float = 1e-3                     # Adam lr 1e-3 (Sec. 4.1; no scheduler)
+    weight_decay: float = 1e-5           # wd 1e-5
+    gru_dropout: float = 0.1             # dropout 0.1 on the ConvGRU hidden state
+    gab_img_len: int = 5                 # frames per Gabor image (5 = 0.3 s at 50 Hz / 3)
+    num_gabors: int = 30                 # 30 patches per image
+    num_mean_oris: int = 8               # 8 mean orientations 0..315 deg
+    ori_std_rad: float = 0.25            # von Mises kappa = 16
+    u_adj_deg: float = 90.0              # U = mean + 90 deg
+    diff_u_possizes: bool = True         # --diff_U_possizes: U has its own positions and sizes
+    gray: bool = True                    # G closes the cycle (rendered mid-grey, not black as in the original)
+    layout_seed: int = 0                 # seed of the positions and sizes (same_possizes=True)
+    probe_clips_per_type: int = 32       # probe clips per predicted image type (this implementation)
+
+    def __post_init__(self) -> None:
+        check_positive(self, "epochs", "feature_dim", "img_px", "canvas_px", "seq_len", "pred_step", "batch_size",
+                       "train_clips", "lr", "gab_img_len", "num_gabors", "num_mean_oris", "ori_std_rad",
+                       "probe_clips_per_type")
+        if self.num_seq <= self.pred_step:
+            raise ConfigError(f"num_seq {self.num_seq} is too short for pred_step {self.pred_step}: a clip needs at "
+                              f"least one context block before the predicted ones (num_seq >= pred_step + 1)")
+        check_range("u_prob", self.u_prob, 0.0, 1.0)
+        check_range("gru_dropout", self.gru_dropout, 0.0, 1.0, hi_open=True)
+        if self.weight_decay < 0:
+            raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        if self.unexpected_onset_epoch < 1:
+            raise ConfigError(f"unexpected_onset_epoch must be >= 1 (epochs count from 1), "
+                              f"got {self.unexpected_onset_epoch}")
+        if self.batch_size < 2:
+            raise ConfigError(f"batch_size must be >= 2 so that other clips give negatives, got {self.batch_size}")
+        from ratenets.encoders.video import check_resolution
+
+        check_resolution(self.encoder, self.img_px)
+
+    def check_schedule(self) -> None:
+        """ConfigError when U would start after the last epoch (checked once every override is applied)."""
+        if self.unexpected_onset_epoch > self.epochs:
+            raise ConfigError(f"unexpected_onset_epoch {self.unexpected_onset_epoch} is beyond the last epoch "
+                              f"{self.epochs} (allowed: 1..{self.epochs})")
+
+    def gabor(self) -> GaborConfig:
+        """The stimulus part of this config."""
+        return GaborConfig(num_gabors=self.num_gabors, num_mean_oris=self.num_mean_oris,
+                           ori_std_rad=self.ori_std_rad, u_adj_deg=self.u_adj_deg, u_prob=self.u_prob,
+                           gab_img_len=self.gab_img_len, canvas_px=self.canvas_px, img_px=self.img_px,
+                           gray=self.gray, roll=self.roll, diff_u_possizes=self.diff_u_possizes)
+
+    @property
+    def frames(self) -> int:
+        return self.num_seq * self.seq_len
+
+
+def paper_preset() -> DPCConfig:
+    """The no-roll scratch protocol of the colleenjg/DPC Gabor runs (ResNet-18, 128 px, batch 32)."""
+    return DPCConfig()
+
+
+def roll_preset(base: DPCConfig | None = None) -> DPCConfig:
+    """The roll variant: 5 consecutive images of a rolled cycle (4 context + 1 predicted), 4096 clips."""
+    import dataclasses
+
+    return dataclasses.replace(base or DPCConfig(), roll=True, num_seq=5, train_clips=4096)
+
+
+def cpu_preset() -> DPCConfig:
+    """A small CPU protocol: the small 3D encoder (64 features) at 64 px, 512 clips per epoch, U at epoch 3."""
+    return DPCConfig(epochs=6, encoder="small3d", feature_dim=64, img_px=64, canvas_px=64, train_clips=512,
+                     unexpected_onset_epoch=3)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# model
+
+
+class ConvGRU1x1(nn.Module):
+    """One-layer ConvGRU with 1x1 kernels (DPC ``model/convrnn.py``), orthogonal weights, zero biases.
+
+    ``step(x, h)``: ``x`` ``(B, D_in, h, w)``, ``h`` ``(B, D, h, w)`` or None -> new hidden ``(B, D, h, w)``.
+    Dropout is applied to the hidden state after every step.
+    """
+
+    def __init__(self, d_in: int, d_hidden: int, dropout: float) -> None:
+        super().__init__()
+        self.d_hidden = d_hidden
+        self.gates = nn.Conv2d(d_in + d_hidden, 2 * d_hidden, 1)
+        self.cand = nn.Conv2d(d_in + d_hidden, d_hidden, 1)
+        self.drop = nn.Dropout(dropout)
+        for conv in (self.gates, self.cand):
+            nn.init.orthogonal_(conv.weight)
+            nn.init.zeros_(conv.bias)
+
+    def step(self, x: torch.Tensor, h: torch.Tensor | None) -> torch.Tensor:
+        if h is None:
+            h = x.new_zeros(x.shape[0], self.d_hidden, *x.shape[2:])
+        r, u = torch.sigmoid(self.gates(torch.cat([x, h], 1))).chunk(2, dim=1)
+        c = torch.tanh(self.cand(torch.cat([x, r * h], 1)))
+        return self.drop((1 - u) * h + u * c)
+
+
+class DPCNet(nn.Module):
+    """Encoder f, aggregator g (ConvGRU 1x1) and predictor phi (conv1x1-ReLU-conv1x1)."""
+
+    def __init__(self, cfg: DPCConfig, in_channels: int = 1) -> None:
+        super().__init__()
+        from ratenets.encoders.video import video_encoder
+
+        d = cfg.feature_dim
+        self.encoder = video_encoder(cfg.encoder, in_channels, d)
+        self.aggregator = ConvGRU1x1(d, d, cfg.gru_dropout)
+        self.predictor = nn.Sequential(nn.Conv2d(d, d, 1), nn.ReLU(inplace=True), nn.Conv2d(d, d, 1))
+        self.in_channels = in_channels
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Blocks ``(B, N, C, L, H, W)`` -> pre-ReLU features averaged over time ``(B, N, D, h, w)``."""
+        b, n = x.shape[:2]
+        f = self.encoder(x.flatten(0, 1))                    # (B*N, D, L', h, w)
+        return f.mean(2).unflatten(0, (b, n))                 # (B, N, D, h, w)
+
+    def forward(self, x: torch.Tensor, pred_step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Predictions ``(B, P, D, h, w)`` of the last P blocks, and the targets z of those blocks (same shape)."""
+        z = self.encode(x)
+        n = z.shape[1]
+        h = None
+        for t in range(n - pred_step):
+            h = self.aggregator.step(torch.relu(z[:, t]), h)
+        preds = []
+        for _ in range(pred_step):
+            zhat = self.predictor(h)
+            preds.append(zhat)
+            h = self.aggregator.step(torch.relu(zhat), h)
+        return torch.stack(preds, 1), z[:, n - pred_step:]
+
+    @torch.no_grad()
+    def stage_responses(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Each stage's response to the last block, ``{stage: (B, D, h, w)}``.
+
+        encoder: z of the last block; aggregator: the ConvGRU state after it has taken in every block up to
+        and including the last; predictor: phi of that state (the prediction issued after the last block).
+        The prediction *of* the last block depends only on earlier blocks, so it cannot tell D from U.
+        """
+        z = self.encode(x)
+        h = None
+        for t in range(z.shape[1]):
+            h = self.aggregator.step(torch.relu(z[:, t]), h)
+        return {"encoder": z[:, -1], "aggregator": h, "predictor": self.predictor(h)}
+
+
+def gather_targets(t: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Targets of every process ``(world * M, D)`` (own rows keep their gradient) and this process's offset.
+
+    Without an initialised torch.distributed group this returns ``(t, 0)``.
+    """
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return t, 0
+    world, rank = dist.get_world_size(), dist.get_rank()
+    parts = [torch.empty_like(t) for _ in range(world)]
+    dist.all_gather(parts, t.detach().contiguous())
+    parts[rank] = t
+    return torch.cat(parts, 0), rank * t.shape[0]
+
+
+def dense_infonce(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Dense InfoNCE of DPC (Han et al. 2019, Eq. (5)) with raw dot-product scores.
+
+    Parameters
+    ----------
+    pred, target : torch.Tensor, shape (B, P, D, h, w)
+
+    Returns
+    -------
+    loss : (B, P, S) cross-entropy of each prediction (S = h * w cells), positives at the same (b, p, s)
+    correct : (B, P, S) bool, whether the positive had the highest score
+    scores : (B*P*S, M) the local rows of the score matrix (M = all targets of all processes)
+    """
+    b, p, d, hh, ww = pred.shape
+    q = pred.permute(0, 1, 3, 4, 2).reshape(-1, d)          # (B*P*S, D), rows ordered (b, p, s)
+    k = target.permute(0, 1, 3, 4, 2).reshape(-1, d)        # (B*P*S, D)
+    k_all, offset = gather_targets(k)
+    scores = q @ k_all.t()                                  # (B*P*S, M)
+    labels = torch.arange(q.shape[0], device=q.device) + offset
+    loss = nn.functional.cross_entropy(scores, labels, reduction="none")
+    correct = scores.argmax(1) == labels
+    return loss.view(b, p, hh * ww), correct.view(b, p, hh * ww), scores
+
+
+def block_scores(scores: torch.Tensor, b: int, p: int, s: int) -> torch.Tensor:
+    """Score of every predicted block against every target block, averaged over matching cells ``(B*P, B*P)``.
+
+    ``scores`` holds the local square part ``(B*P*S, B*P*S)`` (rows and columns ordered (b, p, s)).
+    """
+    sq = scores[:, :b * p * s].reshape(b * p, s, b * p, s)
+    return sq.diagonal(dim1=1, dim2=3).mean(-1)            # (B*P, B*P): same cell s in both
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the rule
+
+
+def surprise_index(mean_u: np.ndarray, sd_u: np.ndarray, mean_d: np.ndarray, sd_d: np.ndarray) -> np.ndarray:
+    """USI = (mean_U - mean_D) / sqrt((sd_U^2 + sd_D^2) / 2); 0 where both SDs are 0 (a silent unit)."""
+    pooled = np.sqrt((sd_u ** 2 + sd_d ** 2) / 2)
+    diff = mean_u - mean_d
+    return np.where(pooled > 0, diff / np.where(pooled > 0, pooled, 1.0), 0.0)
+
+
+@dataclass
+class ProbeSet:
+    """Fixed probe clips: ``video`` ``(n, N, C, L, H, W)`` uint8, per-block labels ``(n, N)``."""
+
+    video: torch.Tensor
+    block_type: np.ndarray
+    block_ori: np.ndarray
+    order: np.ndarray  # fixed shuffle used to form evaluation batches
+
+
+class DPC:
+    """Dense Predictive Coding on Gabor sequences (see the module docstring)."""
+
+    name: ClassVar[str] = "dpc"
+    Config: ClassVar[type] = DPCConfig
+    batched_seeds: ClassVar[bool] = False
+    datasets: ClassVar[tuple[str, ...]] = ("gabor",)
+
+    @classmethod
+    def preset(cls, dataset: str) -> DPCConfig:
+        check_dataset(cls.name, dataset, cls.datasets)
+        return cpu_preset()
+
+    @classmethod
+    def load_data(cls, config: DPCConfig, dataset: str, data_root: str | None) -> GaborSequences:
+        config.check_schedule()
+        return GaborSequences(config.gabor(), config.layout_seed)
+
+    def __init__(self, config: DPCConfig, data: GaborSequences, *, seeds: tuple[int, ...], device: torch.device,
+                 progress: bool = False) -> None:
+        config.check_schedule()
+        self.config = config
+        self.gen = data
+        self.seed = int(seeds[0])
+        self.device = device
+        self.show_progress = progress
+        self.rng = np.random.default_rng([self.seed, 0xD9C])
+        self.in_channels = 3 if config.encoder == "resnet18_2d3d" else 1
+        self.net = DPCNet(config, self.in_channels).to(device)
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.types = tuple(t for t in IMAGE_TYPES if t != "G" or config.gray)
+        self.probe = self._make_probe()
+        self.baseline: dict[str, xr.DataArray] = {}
+        if config.baseline_epoch:
+            self.baseline = {f"baseline_{k}": v for k, v in self.evaluate(0).items()}
+
+    # --- data ---------------------------------------------------------------------------------------------
+    def to_input(self, video: torch.Tensor) -> torch.Tensor:
+        """uint8 ``(n, T, H, W)`` -> normalised float ``(n, N, C, L, H, W)`` on the device."""
+        c = self.config
+        n, _, hh, ww = video.shape
+        x = video.to(self.device).float().div_(255.0).view(n, c.num_seq, 1, c.seq_len, hh, ww)
+        if self.in_channels == 3:
+            mean = torch.tensor(_IMAGENET_MEAN, device=self.device).view(1, 1, 3, 1, 1, 1)
+            std = torch.tensor(_IMAGENET_STD, device=self.device).view(1, 1, 3, 1, 1, 1)
+            return (x.expand(-1, -1, 3, -1, -1, -1) - mean) / std
+        return (x - sum(_IMAGENET_MEAN) / 3) / (sum(_IMAGENET_STD) / 3)
+
+    def _block_labels(self, arr: np.ndarray) -> np.ndarray:
+        """Per-frame labels ``(n, T)`` -> the label of each block's last frame ``(n, N)``."""
+        c = self.config
+        return arr.reshape(arr.shape[0], c.num_seq, c.seq_len)[:, :, -1]
+
+    def _make_probe(self) -> ProbeSet:
+        """``probe_clips_per_type`` clips whose last block is each image type; D and U clips are paired.
+
+        The context of each clip is the cycle leading to its last image (for D and U: A, B, C as in the
+        no-roll training clips); U clips repeat the D clips' draws with their D replaced by U.
+        """
+        c = self.config
+        g = self.gen.cfg
+        n = c.probe_clips_per_type
+        cyc = list(g.cycle)
+        last_img = math.ceil(c.frames / g.gab_img_len) - 1
+        parts = []
+        for t in self.types:
+            pos = cyc.index("D" if t == "U" else t)
+            shifts = np.full(n, (pos - last_img) % len(cyc))
+            rng = np.random.default_rng([c.layout_seed, 0x9B0E, TYPE_CODE["D" if t == "U" else t]])
+            parts.append(self.gen.clips(n, c.frames, rng, unexpected=False, shifts=shifts,
+                                        force_u=np.full(n, t == "U")))
+        video = torch.cat([p.video for p in parts])
+        order = np.random.default_rng([c.layout_seed, 0x9B0F]).permutation(len(video))
+        return ProbeSet(video=video, block_type=self._block_labels(np.concatenate([p.image_type for p in parts])),
+                        block_ori=self._block_labels(np.concatenate([p.mean_ori for p in parts])), order=order)
+
+    # --- training -----------------------------------------------------------------------------------------
+    def train_epoch(self, epoch: int) -> dict[str, xr.DataArray]:
+        c = self.config
+        unexpected = epoch >= c.unexpected_onset_epoch
+        self.net.train()
+        nb = max(1, c.train_clips // c.batch_size)
+        loss_sum = acc_sum = 0.0
+        n_u = 0
+        for _ in _progress(range(nb), desc=f"dpc epoch {epoch}", enabled=self.show_progress):
+            clips = self.gen.clips(c.batch_size, c.frames, self.rng, unexpected=unexpected)
+            n_u += int(clips.is_unexpected[:, -1].sum())
+            pred, target = self.net(self.to_input(clips.video), c.pred_step)
+            loss, correct, _ = dense_infonce(pred, target)
+            mean_loss = loss.mean()
+            self.opt.zero_grad(set_to_none=True)
+            mean_loss.backward()
+            self.opt.step()
+            loss_sum += float(mean_loss.detach())
+            acc_sum += float(correct.float().mean())
+        return {
+            "train_loss": xr.DataArray(loss_sum / nb, attrs={"long_name": "mean dense InfoNCE loss over the "
+                                                             "epoch's training batches", "units": "1"}),
+            "train_accuracy": xr.DataArray(acc_sum / nb, attrs={"long_name": "top-1 accuracy of the positive among "
+                                                                "all batch targets, training batches", "units": "1"}),
+            "train_unexpected_clips": xr.DataArray(n_u, attrs={"long_name": "training clips whose last frame was U",
+                                                               "units": "1"}),
+        }
+
+    # --- evaluation -----------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def _probe_pass(self) -> dict[str, np.ndarray]:
+        """Per-block loss, accuracies and stage responses on the probe set, in probe order."""
+        c = self.config
+        self.net.eval()
+        n = len(self.probe.video)
+        p = c.pred_step
+        loss = np.zeros((n, p))
+        acc = np.zeros((n, p))
+        type_acc = np.zeros((n, p))
+        resp: dict[str, np.ndarray] = {}
+        btype = self.probe.block_type[:, -p:]
+        for start in range(0, n, c.batch_size):
+            idx = self.probe.order[start:start + c.batch_size]
+            if len(idx) < 2:
+                idx = self.probe.order[-2:]
+            x = self.to_input(self.probe.video[torch.from_numpy(idx)])
+            pred, target = self.net(x, p)
+            l, ok, scores = dense_infonce(pred, target)
+            b, s = len(idx), l.shape[-1]
+            loss[idx] = l.mean(-1).cpu().numpy()
+            acc[idx] = ok.float().mean(-1).cpu().numpy()
+            best = block_scores(scores, b, p, s).argmax(1).cpu().numpy()   # (B*P,) best target block
+            true_t = btype[idx].reshape(-1)
+            type_acc[idx] = (true_t[best] == true_t).reshape(b, p)
+            for k, v in self.net.stage_responses(x).items():
+                arr = resp.setdefault(k, np.zeros((n, v[0].numel()), dtype=np.float32))
+                arr[idx] = v.flatten(1).cpu().numpy()                     # (B, D*h*w), units = channel x cell
+        return {"loss": loss, "acc": acc, "type_acc": type_acc, **{f"resp_{k}": v for k, v in resp.items()}}
+
+    def evaluate(self, epoch: int) -> dict[str, xr.DataArray]:
+        r = self._probe_pass()
+        p = self.config.pred_step
+        btype = self.probe.block_type[:, -p:]
+        bori = self.probe.block_ori[:, -p:]
+        types = list(self.types)
+        last_type = self.probe.block_type[:, -1]
+
+        def by_type(v: np.ndarray) -> np.ndarray:
+            return np.array([v[btype == TYPE_CODE[t]].mean() for t in types])
+
+        oris = self.gen.mean_oris
+        has_ori = np.isfinite(bori)
+
+        def by_ori(v: np.ndarray) -> np.ndarray:
+            return np.array([v[has_ori & np.isclose(bori, o)].mean() if (has_ori & np.isclose(bori, o)).any()
+                             else v[has_ori].mean() for o in oris])
+
+        coords_t = {"image_type": types}
+        coords_o = {"orientation": oris}
+        out = {
+            "test_loss": xr.DataArray(float(r["loss"].mean()), attrs={"long_name": "dense InfoNCE loss on the "
+                                                                     "probe clips", "units": "1"}),
+            "test_accuracy": xr.DataArray(float(r["acc"].mean()), attrs={"long_name": "top-1 accuracy of the "
+                                          "positive among all batch targets, probe clips", "units": "1"}),
+            "loss_by_image_type": xr.DataArray(by_type(r["loss"]), dims=("image_type",), coords=coords_t,
+                                               attrs={"long_name": "probe loss by type of the predicted block",
+                                                      "units": "1"}),
+            "accuracy_by_image_type": xr.DataArray(by_type(r["acc"]), dims=("image_type",), coords=coords_t,
+                                                   attrs={"long_name": "top-1 dense accuracy by type of the "
+                                                          "predicted block", "units": "1"}),
+            "type_accuracy_by_image_type": xr.DataArray(
+                by_type(r["type_acc"]), dims=("image_type",), coords=coords_t,
+                attrs={"long_name": "fraction of predicted blocks whose best-scoring target block (scores "
+                       "averaged over cells) has the true image type", "units": "1"}),
+            "loss_by_orientation": xr.DataArray(by_ori(r["loss"]), dims=("orientation",), coords=coords_o,
+                                                attrs={"long_name": "probe loss by mean orientation of the "
+                                                       "predicted block (G excluded)", "units": "1"}),
+            "accuracy_by_orientation": xr.DataArray(by_ori(r["acc"]), dims=("orientation",), coords=coords_o,
+                                                    attrs={"long_name": "top-1 dense accuracy by mean "
+                                                           "orientation of the predicted block", "units": "1"}),
+        }
+        means, sds = [], []
+        for st in STAGES:
+            v = r[f"resp_{st}"]
+            means.append([v[last_type == TYPE_CODE[t]].mean(0) for t in types])
+            sds.append([v[last_type == TYPE_CODE[t]].std(0, ddof=1) for t in types])
+        mean = np.asarray(means)                                   # (stage, image_type, unit)
+        sd = np.asarray(sds)
+        iu, idd = types.index("U"), types.index("D")
+        usi = surprise_index(mean[:, iu], sd[:, iu], mean[:, idd], sd[:, idd])   # (stage, unit)
+        coords_s = {"stage": list(STAGES), "image_type": types}
+        out["response_mean"] = xr.DataArray(mean, dims=("stage", "image_type", "unit"), coords=coords_s,
+                                            attrs={"long_name": "mean response of each unit (channel x cell) "
+                                                   "to probe clips ending in each image type", "units": "1"})
+        out["response_sd"] = xr.DataArray(sd, dims=("stage", "image_type", "unit"), coords=coords_s,
+                                          attrs={"long_name": "SD of each unit's response over those clips",
+                                                 "units": "1"})
+        out["surprise_index"] = xr.DataArray(usi, dims=("stage", "unit"), coords={"stage": list(STAGES)},
+                                             attrs={"long_name": "USI = (mean_U - mean_D) / sqrt((sd_U^2 + "
+                                                    "sd_D^2) / 2) per unit", "units": "1"})
+        return out
+
+    def static_results(self) -> dict[str, xr.DataArray]:
+        return dict(self.baseline)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"net": self.net.state_dict(), "opt": self.opt.state_dict(),
+                "rng": self.rng.bit_generator.state, "baseline": self.baseline}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.net.load_state_dict(state["net"])
+        self.opt.load_state_dict(state["opt"])
+        self.rng.bit_generator.state = state["rng"]
+        self.baseline = state.get("baseline", {})
+
+    def probe_representations(self) -> dict[str, xr.Dataset]:
+        """Each stage's channel responses (averaged over cells) to the probe clips, labelled by image type.
+
+        The responses come from the same fixed evaluation batches as :meth:`evaluate` (BatchNorm uses batch
+        statistics, so the batch composition matters).
+        """
+        r = self._probe_pass()
+        n = len(self.probe.video)
+        d = self.config.feature_dim
+        labels = self.probe.block_type[:, -1]
+        meta = {"probe_dataset": "gabor", "probe_split": "probe", "probe_count": n, "seed": self.seed,
+                "label_names": " ".join(IMAGE_TYPES)}
+        return {s: representation(r[f"resp_{s}"].reshape(n, d, -1).mean(-1), layer=s, labels=labels, attrs=meta)
+                for s in STAGES}  # (n, D*h*w) -> (n, D, h*w) -> mean over cells
