@@ -58,7 +58,7 @@ def select_layers(reps: Mapping[str, xr.Dataset], layers: Sequence[str] | None, 
     out = {}
     for name in layers:
         if name not in reps:
-            raise unknown_choice(f"layer in {Path(path).name}", name, reps)
+            raise ConfigError(f"{Path(path).name}: {unknown_choice('layer', name, reps)}")
         out[name] = reps[name]
     return out
 
