@@ -1,0 +1,81 @@
+"""Contrastive similarity matching (CSM): EP with learned lateral (anti-Hebbian) weights on the hidden
+layers. Qin, Mudur & Pehlevan (2021), Neural Computation 33(5), Eqs. (6)-(12); the CSM baseline of
+Bozkurt, Pehlevan & Erdogan (2023).
+
+The energy is EP's (see :mod:`ratenets.rules.ep`) plus ``+1/2 s_k^T M_k s_k`` for every hidden layer,
+with symmetric lateral weights ``M_k`` (initialised ``A A^T``, ``A`` Xavier-uniform). Free and nudged
+phases and the W update are EP's; ``M`` gets the same contrastive SGD step on ``(Phi_beta - Phi_0)/beta``
+with a *negative* learning rate ``lr_lateral`` (anti-Hebbian)::
+
+    dM_k = -lr_lateral_k / (2 beta) (<s_k s_k^T>_beta - <s_k s_k^T>_0),   then  M_k <- M_k + lr_lateral_k M_k / (2|beta|)
+
+The second, decay step follows the authors' code (``CSM.compute_syn_grads`` of BariscanBozkurt/
+Supervised-CorInfoMax, after the Theano code of Qin et al.), where it uses the unscheduled rate; the
+StepLR schedule scales both SGD steps.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+
+from bridge.errors import ConfigError
+from ratenets.rules.ep import EP, EPConfig
+from ratenets.rules.local import xavier_uniform
+
+
+@dataclass(frozen=True, kw_only=True)
+class CSMConfig(EPConfig):
+    """Constants of CSM; defaults = the paper's best MNIST setting (``CSM_MNIST_Simulation_V3.py``)."""
+
+    lr: tuple[float, ...] = (0.4, 0.275)          # Bozkurt et al. (2023) CSM MNIST script: alphas_W (best)
+    lr_lateral: tuple[float, ...] = (-0.01,)      # CSM MNIST script: alphas_M (negative: anti-Hebbian)
+    lr_step_epochs: int = 15                      # CSM scripts: StepLR(step_size=15, gamma=0.75)
+    lr_step_gamma: float = 0.75
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if len(self.lr_lateral) != len(self.hidden):
+            raise ConfigError(f"lr_lateral needs one value per hidden layer ({len(self.hidden)}), "
+                              f"got {self.lr_lateral!r}")
+        if any(v > 0 for v in self.lr_lateral):
+            raise ConfigError(f"lr_lateral must be <= 0 (anti-Hebbian lateral learning), got {self.lr_lateral!r}")
+
+
+CSM_PRESETS: dict[str, dict[str, Any]] = {
+    "mnist": {},
+    "fashion-mnist": {"lr": (0.1, 0.06), "lr_lateral": (-0.002,)},             # CSM_FashionMNIST_Simulation.py
+    "cifar10": {"hidden": (1000,), "lr": (0.059, 0.017), "lr_lateral": (-0.067,), "t_free": 30, "t_nudged": 5,
+                "input_norm": "cifar3std"},                                      # CSM_CIFAR10_Simulation_V1.py
+    "digits": {},
+    "synthetic": {},
+}
+
+
+class CSM(EP):
+    """Contrastive similarity matching with batched seeds."""
+
+    name: ClassVar[str] = "csm"
+    Config: ClassVar[type] = CSMConfig
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = CSM_PRESETS
+
+    def init_lateral(self) -> None:
+        for k, n in enumerate(self.sizes[1:-1]):
+            A = xavier_uniform(self.gens, n, n, (n, n), self.device)
+            M = torch.bmm(A, A.transpose(1, 2))
+            self.params[f"M{k}"] = 0.5 * (M + M.transpose(1, 2))  # exactly symmetric; updates keep it so
+
+    def lateral_drive(self, k: int, s: torch.Tensor) -> torch.Tensor:
+        return torch.bmm(s, self.params[f"M{k}"])  # d/ds of 1/2 s^T M s with M symmetric
+
+    @torch.no_grad()
+    def update_lateral(self, s0: list[torch.Tensor], sb: list[torch.Tensor], beta: torch.Tensor,
+                       decay: float) -> None:
+        n = s0[0].shape[1]
+        for k in range(len(self.sizes) - 2):
+            a = self.config.lr_lateral[k]
+            M = self.params[f"M{k}"]
+            corr = (torch.bmm(sb[k].transpose(1, 2), sb[k]) - torch.bmm(s0[k].transpose(1, 2), s0[k])) / n
+            M.sub_((a * decay / 2.0) / beta * corr)
+            M.add_(a * M / (2.0 * beta.abs()))
