@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "demo": "bridge.commands.demo",
     "train": "bridge.commands.train",
     "info": "bridge.commands.info",
+    "spike": "bridge.commands.spike",
     "compare": "bridge.commands.compare",
     "plot": "bridge.commands.plot",
 }

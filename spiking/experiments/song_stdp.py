@@ -1,0 +1,112 @@
+"""The Song, Miller & Abbott (2000) STDP benchmark: 1000 Poisson inputs onto one LIF neuron.
+
+Song, Miller & Abbott (2000), Nat. Neurosci. 3:919-926, Fig. 2: with additive, bounded STDP whose
+depression slightly dominates (A_- tau_- = 1.05 A_+ tau_+), the input weights, initially uniform, split into
+a bimodal distribution at 0 and g_max, and the post rate is regulated. The neuron is the conductance LIF of
+the Brian2 example ``synapses.STDP`` (the standard benchmark of this model; tau_m = 10 ms, E_L = -74 mV,
+threshold -54 mV, reset -60 mV, excitatory reversal 0 mV, tau_e = 5 ms), inputs at 15 Hz, 100 s.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import xarray as xr
+
+from bridge.config import check_positive
+from bridge.errors import ConfigError
+from spiking.rules.stdp import STDPConfig, validate_stdp
+
+SONG_EQS = """
+dv/dt = (e_l - v) / tau_m + g_stdp * (e_e - v) / tau_m : volt
+dg_stdp/dt = -g_stdp / tau_e : 1
+"""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config(STDPConfig):
+    """Song-Miller-Abbott benchmark (Song et al. 2000, Methods; Brian2 example synapses.STDP)."""
+
+    duration_s: float = 100.0      # Brian2 example; Song et al. show 100 s-scale convergence at these rates
+    dt_ms: float = 0.1
+    n_inputs: int = 1000           # Song et al. 2000: 1000 excitatory inputs
+    input_rate_hz: float = 15.0    # Brian2 example (Song et al. use 10-40 Hz)
+    tau_m_ms: float = 10.0         # Brian2 example
+    e_l_mv: float = -74.0
+    v_thr_mv: float = -54.0
+    v_reset_mv: float = -60.0
+    e_e_mv: float = 0.0
+    tau_e_ms: float = 5.0
+    hist_bins: int = 20            # weight histogram bins over [0, g_max]
+    snapshot_s: float = 10.0       # weight histogram sampling
+
+    def __post_init__(self) -> None:
+        validate_stdp(self)
+        if not self.duration_s > 0:
+            raise ConfigError(f"duration_s must be > 0 seconds, got {self.duration_s!r}")
+        check_positive(self, "dt_ms", "n_inputs", "input_rate_hz", "tau_m_ms", "tau_e_ms", "hist_bins",
+                       "snapshot_s")
+        if self.v_reset_mv >= self.v_thr_mv:
+            raise ConfigError(f"v_reset_mv must be < v_thr_mv, got {self.v_reset_mv!r} >= {self.v_thr_mv!r}")
+
+
+def simulate(cfg: Config, *, seed: int = 0, device: str = "cpp_standalone", build_root=None, threads: int = 1,
+             progress: bool = False) -> tuple[xr.Dataset, dict[str, xr.Dataset]]:
+    """Run the benchmark; the Dataset holds the weight histogram over time, final weights and post rate."""
+    from brian2 import Hz, Network, NeuronGroup, PoissonGroup, SpikeMonitor, StateMonitor, mV, ms, second
+
+    from spiking.devices import use_device
+    from spiking.experiments.common import run_attrs
+    from spiking.rules.stdp import stdp_synapses
+
+    with use_device(device, seed=seed, dt_ms=cfg.dt_ms, build_root=build_root, threads=threads) as dev:
+        ns = {"e_l": cfg.e_l_mv * mV, "tau_m": cfg.tau_m_ms * ms, "e_e": cfg.e_e_mv * mV, "tau_e": cfg.tau_e_ms * ms,
+              "v_thr": cfg.v_thr_mv * mV, "v_reset": cfg.v_reset_mv * mV}
+        inputs = PoissonGroup(cfg.n_inputs, rates=cfg.input_rate_hz * Hz, name="inputs")
+        post = NeuronGroup(1, SONG_EQS, threshold="v > v_thr", reset="v = v_reset", method="euler", namespace=ns,
+                           name="post")
+        post.v = cfg.e_l_mv * mV
+        syn = stdp_synapses(inputs, post, cfg, name="stdp")
+        w0 = np.random.default_rng([seed, 3]).uniform(0, cfg.g_max, cfg.n_inputs)
+        syn.w = w0
+        sp = SpikeMonitor(post, name="post_spikes")
+        wm = StateMonitor(syn, "w", record=True, dt=cfg.snapshot_s * second, name="w_mon")
+        net = Network(inputs, post, syn, sp, wm)
+        dev.run(net, cfg.duration_s, report="stderr" if progress else None)
+        dev.finish()
+        w = np.asarray(syn.w[:], dtype=np.float64)
+        snaps = np.asarray(wm.w[:], dtype=np.float64).T  # (snapshot, synapse)
+        snap_t = np.asarray(wm.t[:] / second)
+        post_t = np.asarray(sp.t[:] / second)
+        edges = np.linspace(0, cfg.g_max, cfg.hist_bins + 1)
+        hist = np.stack([np.histogram(s / 1.0, bins=edges)[0] for s in np.vstack([snaps, w[None, :]])])
+        times = np.append(snap_t, cfg.duration_s)
+        ds = xr.Dataset(
+            {"w_final": ("synapse", w, {"units": "1", "long_name": "final weight (leak-conductance units)"}),
+             "w_initial": ("synapse", w0, {"units": "1", "long_name": "initial weight"}),
+             "w_hist": (("snapshot_time", "w_bin"), hist, {"units": "1", "long_name": "synapses per weight bin"}),
+             "post_rate": ((), len(post_t) / cfg.duration_s, {"units": "Hz", "long_name": "mean post rate"}),
+             "spike_time_post": ("spike_post", post_t, {"units": "s", "long_name": "post spike times"}),
+             "frac_near_bounds": ((), float(np.mean((w < 0.1 * cfg.g_max) | (w > 0.9 * cfg.g_max))),
+                                  {"units": "1", "long_name": "fraction of weights within 10 % of 0 or g_max"})},
+            coords={"snapshot_time": ("snapshot_time", times, {"units": "s"}),
+                    "w_bin": ("w_bin", 0.5 * (edges[1:] + edges[:-1]), {"units": "1",
+                                                                         "long_name": "bin centre"})})
+        ds.attrs.update(run_attrs(cfg, experiment="song-stdp", seed=seed, dev=dev))
+    return ds, {}
+
+
+def bimodality(w: np.ndarray, g_max: float) -> dict[str, float]:
+    """Fractions of weights in the lower and upper fifth of [0, g_max] and in the middle three fifths."""
+    x = np.asarray(w) / g_max
+    return {"low": float(np.mean(x < 0.2)), "high": float(np.mean(x > 0.8)),
+            "middle": float(np.mean((x >= 0.2) & (x <= 0.8)))}
+
+
+def summary(ds: xr.Dataset) -> list[str]:
+    import json
+
+    g_max = json.loads(ds.attrs["config"])["g_max"]
+    b = bimodality(ds["w_final"].values, g_max)
+    return [f"post rate {float(ds['post_rate']):.1f} Hz; weights: {b['low']:.0%} near 0, {b['high']:.0%} near "
+            f"g_max, {b['middle']:.0%} between"]

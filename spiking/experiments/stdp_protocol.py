@@ -1,0 +1,210 @@
+"""Fig. 6 of Halvagal & Zenke (2023): the STDP-pairing protocol of spiking LPL.
+
+``sim_lpl_stdp_protocol.cpp`` / ``mk_spikes.py`` / ``notebooks/6 - STDP.ipynb`` (lpl.md section 4, "STDP
+protocol"): one post neuron voltage-clamped at -51 mV (f' = 250 / V) and stepped to -20 mV for two steps at
+each pairing, which gives exactly one spike; ``n_pairings`` pairings at ``pairing_rate_hz`` from 0.1 s;
+``n_pre`` presynaptic neurons, neuron j firing at t_post + d_j with d_j = linspace(-T, T, n_pre), so
+delta_t = t_post - t_pre = -d_j; all-to-all LPL synapses, w0 = 0.5, eta = 5e-3, lambda = phi = 1, delta = 0,
+tau_sigma2 = 300 s (the binary ignores ``--tau_sigma2``), m initialised to the prior rate and sigma2 to
+``sigma2``; 200 s, no priming. Readout: dw = (w - w0) / w0.
+
+Several conditions (sigma2, pairing rate, window, prior) can share one build: :func:`simulate_conditions`
+gives each condition its own clamped neuron and presynaptic population in one network.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from bridge.config import check_positive
+from bridge.errors import ConfigError
+from spiking.neurons import NeuronConfig, check_steps, validate_neuron
+from spiking.rules.lpl import LPLConfig, validate_lpl
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config(NeuronConfig, LPLConfig):
+    """STDP-pairing protocol (sim_lpl_stdp_protocol.cpp, run_stdp.sh, sweep_stdp.sh); lpl.md section 4."""
+
+    eta: float = 5e-3               # run_stdp.sh
+    delta: float = 0.0              # no transmitter-triggered term in the protocol
+    tau_sigma2_s: float = 300.0     # constructor default: the binary ignores --tau_sigma2 20
+    sigma2: float = 0.1             # initial variance trace: 0.1 Hebbian, 1 symmetric, 100 reversed window
+    prior_rate_hz: float = 10.0     # m initialised to the prior rate (Fig. 6 STDP curves: 10 Hz)
+    plasticity_start_s: float = 0.0  # no priming
+    duration_s: float = 200.0       # run_stdp.sh --simtime 200
+    n_pre: int = 100                # mk_spikes.py
+    window_ms: float = 50.0         # T: d_j = linspace(-T, T, n_pre) (rate sweep: 20 ms)
+    pairing_rate_hz: float = 10.0   # rho (rate sweep: 0.1-50 Hz)
+    n_pairings: int = 100           # mk_spikes.py
+    first_pairing_s: float = 0.1    # mk_spikes.py
+    clamp_mv: float = -51.0         # holding potential, f'(-51 mV) = 250 / V
+    step_mv: float = -20.0          # depolarising step that elicits the post spike
+    step_steps: int = 2             # the step lasts two dt steps
+    w0: float = 0.5                 # initial weight
+
+    def __post_init__(self) -> None:
+        validate_neuron(self)
+        validate_lpl(self)
+        check_positive(self, "n_pre", "window_ms", "pairing_rate_hz", "n_pairings", "w0", "step_steps")
+        if self.duration_s <= 0:
+            raise ConfigError(f"duration_s must be > 0, got {self.duration_s!r}")
+        if self.first_pairing_s * 1e3 - self.window_ms < 2 * self.dt_ms:
+            raise ConfigError(f"first_pairing_s = {self.first_pairing_s!r} must exceed window_ms = "
+                              f"{self.window_ms!r} ms by two steps (pre spikes before t = 0)")
+        check_steps("pred_delay_ms", self.pred_delay_ms, self.dt_ms)
+
+
+#: fields that may differ between conditions sharing one build
+PER_CONDITION = ("sigma2", "prior_rate_hz", "window_ms", "pairing_rate_hz", "n_pairings")
+
+CLAMP_EQS = """
+v : volt
+kick : 1
+dtheta/dt = -theta / tau_thr : volt
+nspk : 1
+"""
+CLAMP = """
+v = clamp_v + int(kick > 0) * (step_v - clamp_v)
+kick = clip(kick - 1, 0, 1e9)
+"""
+
+
+def spike_schedule(cfg: Config) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairing times and presynaptic spikes of one condition, on the dt grid.
+
+    Returns
+    -------
+    post_steps : array of int, shape (n_pairings,)
+        Step indices of the post spikes.
+    pre_index, pre_steps : arrays of int
+        Presynaptic neuron and step of every pre spike.
+    """
+    dt = cfg.dt_ms * 1e-3
+    t_post = cfg.first_pairing_s + np.arange(cfg.n_pairings) / cfg.pairing_rate_hz
+    post_steps = np.round(t_post / dt).astype(np.int64)
+    d = np.linspace(-cfg.window_ms, cfg.window_ms, cfg.n_pre) * 1e-3
+    d_steps = np.round(d / dt).astype(np.int64)
+    pre_steps = (post_steps[:, None] + d_steps[None, :]).ravel()  # (pairing, pre) -> flat
+    pre_index = np.tile(np.arange(cfg.n_pre), cfg.n_pairings)
+    return post_steps, pre_index, pre_steps
+
+
+def delta_t_ms(cfg: Config) -> np.ndarray:
+    """delta_t = t_post - t_pre of each presynaptic neuron, in ms on the dt grid (= -d_j)."""
+    d = np.linspace(-cfg.window_ms, cfg.window_ms, cfg.n_pre)
+    return -np.round(d / cfg.dt_ms) * cfg.dt_ms
+
+
+def simulate_conditions(cfgs: Sequence[Config], *, seed: int, dev) -> list[xr.Dataset]:
+    """Run several protocol conditions in one network on the active device; one Dataset per condition.
+
+    All configs must agree on every field except :data:`PER_CONDITION`.
+    """
+    from brian2 import Network, NeuronGroup, SpikeGeneratorGroup, Synapses, ms, mV
+
+    from spiking.neurons import neuron_namespace
+    from spiking.rules import lpl
+
+    base = cfgs[0]
+    for c in cfgs[1:]:
+        for f in dataclasses.fields(Config):
+            if f.name not in PER_CONDITION and getattr(c, f.name) != getattr(base, f.name):
+                raise ConfigError(f"conditions sharing one build must agree on {f.name!r}")
+    dt_s = base.dt_ms * 1e-3
+    n_pre = base.n_pre
+    k = len(cfgs)
+    # generators fire one step early: the relay neuron spikes one step after its input arrives
+    pre_idx, pre_t, post_idx, post_t = [], [], [], []
+    for c_i, c in enumerate(cfgs):
+        ps, pi, pt = spike_schedule(c)
+        pre_idx.append(pi + c_i * n_pre)
+        pre_t.append(pt - 1)
+        post_idx.append(np.full(len(ps), c_i))
+        post_t.append(ps - 1)
+    pre_idx, pre_t = np.concatenate(pre_idx), np.concatenate(pre_t)
+    post_idx, post_t = np.concatenate(post_idx), np.concatenate(post_t)
+    gen_pre = SpikeGeneratorGroup(k * n_pre, pre_idx, pre_t * dt_s * 1e3 * ms, name="gen_pre")
+    gen_post = SpikeGeneratorGroup(k, post_idx, post_t * dt_s * 1e3 * ms, name="gen_post")
+    pre = NeuronGroup(k * n_pre, lpl.PRE_EQS + "fire : 1\n", threshold="fire > 0", reset="fire = 0",
+                      namespace={}, name="pre")
+    ns = neuron_namespace(base)
+    ns.update(clamp_v=base.clamp_mv * mV, step_v=base.step_mv * mV)
+    post = NeuronGroup(k, CLAMP_EQS + lpl.POST_EQS, threshold="v > u_thr + theta",
+                       reset="v = u_reset\ntheta = thr_jump\nnspk += 1\n" + lpl.POST_RESET, method="euler",
+                       namespace=ns, name="post")
+    post.v = base.clamp_mv * mV
+    post.run_regularly(CLAMP, when="before_thresholds", name="clamp")
+    drive_pre = Synapses(gen_pre, pre, on_pre="fire_post = 1", name="drive_pre")
+    drive_pre.connect(j="i", namespace={})
+    drive_post = Synapses(gen_post, post, on_pre=f"kick_post = {int(base.step_steps)}", name="drive_post")
+    drive_post.connect(j="i", namespace={})
+    i = np.arange(k * n_pre)
+    j = i // n_pre
+    objs = lpl.lpl_synapses(pre, post, base, dt_s=dt_s, i=i, j=j, w0=base.w0, delay_ms=base.delay_ms,
+                            on_pre="", name="lpl")
+    # per-condition initial traces (lpl_synapses set the base values)
+    post.sigma2 = np.array([c.sigma2 for c in cfgs])
+    post.m = np.array([c.prior_rate_hz * c.tau_mean_s for c in cfgs])
+    net = Network(gen_pre, gen_post, pre, post, drive_pre, drive_post, *objs)
+    dev.run(net, base.duration_s)
+    dev.finish()
+    syn = objs[0]
+    w = np.asarray(syn.w[:], dtype=np.float64)
+    si, sj = np.asarray(syn.i[:]), np.asarray(syn.j[:])
+    w_mat = np.zeros((k, n_pre))
+    w_mat[sj, si - sj * n_pre] = w  # (condition, pre)
+    sigma2_end = np.asarray(post.sigma2[:], dtype=np.float64)
+    rate_end = np.asarray(post.m[:], dtype=np.float64) / base.tau_mean_s
+    nspk = np.asarray(post.nspk[:], dtype=np.float64)
+    out = []
+    for c_i, c in enumerate(cfgs):
+        dt_ms_ = delta_t_ms(c)
+        order = np.argsort(dt_ms_)
+        dw = (w_mat[c_i] - c.w0) / c.w0
+        ds = xr.Dataset(
+            {"dw": ("delta_t", dw[order], {"units": "1", "long_name": "relative weight change (w - w0) / w0"}),
+             "w": ("delta_t", w_mat[c_i][order], {"units": "1", "long_name": "final weight"}),
+             "sigma2_end": ((), sigma2_end[c_i], {"units": "Hz", "long_name": "variance trace at the end"}),
+             "rate_estimate_end": ((), rate_end[c_i], {"units": "Hz", "long_name": "rate trace m/tau_mean"}),
+             "post_spike_count": ((), nspk[c_i], {"units": "1", "long_name": "post spikes (= pairings)"})},
+            coords={"delta_t": ("delta_t", dt_ms_[order], {"units": "ms",
+                                                          "long_name": "t_post - t_pre"})})
+        out.append(ds)
+    return out
+
+
+def simulate(cfg: Config, *, seed: int = 0, device: str = "cpp_standalone", build_root=None, threads: int = 1,
+             progress: bool = False) -> tuple[xr.Dataset, dict[str, xr.Dataset]]:
+    """One STDP-protocol run: ``dw`` over ``delta_t`` with the run's provenance and timing attributes."""
+    from spiking.devices import use_device
+    from spiking.experiments.common import run_attrs
+
+    with use_device(device, seed=seed, dt_ms=cfg.dt_ms, build_root=build_root, threads=threads) as dev:
+        (ds,) = simulate_conditions([cfg], seed=seed, dev=dev)
+        ds.attrs.update(run_attrs(cfg, experiment="stdp-protocol", seed=seed, dev=dev))
+    return ds, {}
+
+
+def sweep(cfgs: Sequence[Config], *, seed: int = 0, device: str = "cpp_standalone", build_root=None,
+          labels: Sequence[Any] | None = None) -> tuple[list[xr.Dataset], dict[str, float]]:
+    """Several conditions in one build (windows for several sigma2, pairing rates, priors)."""
+    from spiking.devices import use_device
+
+    with use_device(device, seed=seed, dt_ms=cfgs[0].dt_ms, build_root=build_root) as dev:
+        out = simulate_conditions(list(cfgs), seed=seed, dev=dev)
+        timing = {"build_time_s": dev.build_time_s, "wall_time_s": dev.wall_time_s,
+                  "simulated_time_s": dev.simulated_time_s}
+    return out, timing
+
+
+def summary(ds: xr.Dataset) -> list[str]:
+    """Lines for the CLI: dw at the window points the paper quotes."""
+    pts = (-30.0, -10.0, 0.0, 12.0, 20.0)
+    vals = ", ".join(f"dw({p:+g} ms)={float(ds['dw'].sel(delta_t=p, method='nearest')):+.3f}" for p in pts)
+    return [vals]

@@ -1,0 +1,70 @@
+"""Inhibitory STDP of Vogels et al. (2011), Science 334:1569, symmetric window (Auryn ``SymmetricSTDPConnection``).
+
+Pre (inhibitory) and post (excitatory) traces jump by 1 at each spike and decay with tau = 20 ms. At an
+inhibitory spike w <- clip(w + zeta (x_post - alpha), 0, w_max); at an excitatory spike
+w <- clip(w + zeta x_pre, 0, w_max), with alpha = 2 kappa tau (target rate kappa). Erratum of Halvagal &
+Zenke (2023): their printed Eq. (24) has +2 kappa tau; the code (followed here) uses -2 kappa tau.
+Traces are event-driven, so the cost is per spike. Plasticity is gated off before ``plasticity_start_s``
+(the LPL priming phase) through ``t_plastic``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from bridge.config import check_positive
+from bridge.errors import ConfigError
+
+ISTDP_EQS = """
+w : 1
+dxpre/dt = -xpre / tau_istdp : 1 (event-driven)
+dxpost/dt = -xpost / tau_istdp : 1 (event-driven)
+"""
+ON_PRE = """
+g_gaba_post += w
+w = clip(w + int(t >= t_plastic) * zeta * (xpost - alpha), 0, w_max_ie)
+xpre += 1
+"""
+ON_POST = """
+w = clip(w + int(t >= t_plastic) * zeta * xpre, 0, w_max_ie)
+xpost += 1
+"""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ISTDPConfig:
+    """Constants of the iSTDP rule on I -> E (sim_lpl_spiking.cpp, lpl.md section 4 "Connectivity")."""
+
+    zeta: float = 1e-3            # learning rate zeta (eta_inh), sim_lpl_spiking.cpp
+    kappa_hz: float = 10.0        # target rate kappa; 2 kappa tau = 0.4
+    tau_istdp_ms: float = 20.0    # pre and post trace time constant
+    w_max_ie: float = 1.0         # I -> E weights clipped to [0, 1]
+
+    def __post_init__(self) -> None:
+        validate_istdp(self)
+
+
+def validate_istdp(cfg: Any) -> None:
+    check_positive(cfg, "tau_istdp_ms", "w_max_ie")
+    for name in ("zeta", "kappa_hz"):
+        if getattr(cfg, name) < 0:
+            raise ConfigError(f"{name} must be >= 0, got {getattr(cfg, name)!r}")
+
+
+def istdp_synapses(pre, post, cfg: Any, *, i, j, w0: float, delay_ms: float, plastic: bool = True,
+                   plasticity_start_s: float = 0.0, name: str = "istdp"):
+    """Inhibitory synapses ``pre -> post`` (target ``g_gaba``), plastic with the Vogels rule or fixed."""
+    from brian2 import Synapses, ms, second
+
+    ns = {"tau_istdp": cfg.tau_istdp_ms * ms, "zeta": float(cfg.zeta) if plastic else 0.0,
+          "alpha": 2 * cfg.kappa_hz * cfg.tau_istdp_ms * 1e-3, "w_max_ie": float(cfg.w_max_ie),
+          "t_plastic": plasticity_start_s * second}
+    if plastic:
+        syn = Synapses(pre, post, ISTDP_EQS, on_pre=ON_PRE, on_post=ON_POST, delay=delay_ms * ms,
+                       namespace=ns, name=name)
+        syn.connect(i=i, j=j)
+    else:
+        syn = Synapses(pre, post, "w : 1", on_pre="g_gaba_post += w", delay=delay_ms * ms, name=name)
+        syn.connect(i=i, j=j)
+    syn.w = w0
+    return syn
