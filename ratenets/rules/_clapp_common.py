@@ -484,18 +484,42 @@ class PatchCPCRule:
             return p1, [p.to(self.device, dt) for p in sample_pairs(self.config, batch, self.grid, self.gen)]
         return p1, p1
 
-    def layer_losses(self, x: torch.Tensor) -> dict[int, torch.Tensor]:
-        """The loss of every loss-carrying layer for a prepared batch ``x`` ``(b, c, S, S)``."""
+    def _layer_loss(self, i: int, out: torch.Tensor, grid: tuple[int, int],
+                    shared: tuple[list[Pairs], list[Pairs]] | None) -> torch.Tensor:
+        h = pooled(out, grid).reshape(-1, self.config.channels[i])  # (b*gy*gx, C)
+        p1, p2 = shared if shared is not None else self.draw_pairs(len(h) // (grid[0] * grid[1]))
+        w_r = self.w_retro[str(i)] if self.config.asymmetric_w else None
+        return hinge_loss(h, self.w_pred[str(i)], w_r, p1, p2)
+
+    def train_step(self, x: torch.Tensor) -> dict[int, torch.Tensor]:
+        """One update of all layers on a prepared batch ``x`` ``(b, c, S, S)``; the detached layer losses.
+
+        Layer-local variants run forward, loss and backward layer by layer on the detached output of the
+        layer below, so only one layer's graph is alive at a time; all optimisers step at the end, so every
+        layer's input was computed with the weights before the update (as the original, which runs all
+        forward passes first).
+        """
         cfg = self.config
-        patches, grid = extract_patches(x, cfg.patch_size, cfg.patch_stride)
-        outs = self.encoder(patches, detach=not cfg.end_to_end)
+        patches, grid = extract_patches(x, cfg.patch_size, cfg.patch_stride)  # (b*gy*gx, c, p, p)
         shared = self.draw_pairs(len(x)) if cfg.coin == "global" else None
+        for opt in self.opts:
+            opt.zero_grad(set_to_none=True)
         losses = {}
-        for i in self.loss_layers:
-            h = pooled(outs[i], grid).reshape(-1, cfg.channels[i])  # (b*gy*gx, C)
-            p1, p2 = shared if shared is not None else self.draw_pairs(len(x))
-            w_r = self.w_retro[str(i)] if cfg.asymmetric_w else None
-            losses[i] = hinge_loss(h, self.w_pred[str(i)], w_r, p1, p2)
+        if cfg.end_to_end:
+            top = len(self.encoder.blocks) - 1
+            loss = self._layer_loss(top, self.encoder(patches)[-1], grid, shared)
+            loss.backward()
+            losses[top] = loss.detach()
+        else:
+            h = patches
+            for i, block in enumerate(self.encoder.blocks):
+                out = block(h)
+                loss = self._layer_loss(i, out, grid, shared)
+                loss.backward()
+                losses[i] = loss.detach()
+                h = out.detach()
+        for opt in self.opts:
+            opt.step()
         return losses
 
     def train_epoch(self, epoch: int) -> dict[str, xr.DataArray]:
@@ -510,13 +534,7 @@ class PatchCPCRule:
         for bi in it:
             idx = order[bi * cfg.batch_size:(bi + 1) * cfg.batch_size]
             x = self.prepare(self.x_train[idx], train=True)
-            losses = self.layer_losses(x)
-            for opt in self.opts:
-                opt.zero_grad(set_to_none=True)
-            # inputs of each layer are detached, so the sum's gradient is each layer's own local gradient
-            sum(losses.values()).backward()
-            for opt in self.opts:
-                opt.step()
+            losses = self.train_step(x)
             for i, v in losses.items():
                 sums[i] += float(v.detach())
         half = 0.5 if cfg.asymmetric_w else 1.0  # the asymmetric loss counts the hinge twice
