@@ -149,3 +149,36 @@ def input_group(cfg: Any, *, extra_eqs: str = "", name: str = "inputs", table_dt
     g.pop = pop
     g.loop_len = loops[pop] * second
     return g
+
+
+def spike_train_group(n: int, indices, steps, dt_ms: float, *, extra_eqs: str = "", name: str = "relay"):
+    """A ``NeuronGroup`` of ``n`` neurons that fire exactly at the given steps (given spike trains).
+
+    A ``SpikeGeneratorGroup`` cannot hold plasticity traces, so it drives a relay ``NeuronGroup`` (which can,
+    through ``extra_eqs``): the generator fires one step early and each of its spikes adds one to the relay's
+    pending count ``fire``; the relay fires while ``fire > 0`` and its reset decrements the count, so spikes
+    in consecutive steps are all kept.
+
+    Parameters
+    ----------
+    n : int
+    indices, steps : arrays of int
+        Neuron index and step index (>= 1) of every spike.
+    dt_ms : float
+
+    Returns
+    -------
+    list of Brian2 objects
+        ``[relay, generator, drive]``; the relay is the group to connect from.
+    """
+    from brian2 import NeuronGroup, SpikeGeneratorGroup, Synapses, ms
+
+    steps = np.asarray(steps, dtype=np.int64)
+    if steps.size and steps.min() < 1:
+        raise ConfigError(f"spike_train_group {name!r}: spikes must be at step >= 1, got step {steps.min()}")
+    gen = SpikeGeneratorGroup(n, np.asarray(indices, dtype=np.int64), (steps - 1) * dt_ms * ms, name=f"{name}_gen")
+    relay = NeuronGroup(n, extra_eqs + "\nfire : 1\n", threshold="fire > 0", reset="fire -= 1", namespace={},
+                        name=name)
+    drive = Synapses(gen, relay, on_pre="fire_post += 1", name=f"{name}_drive")
+    drive.connect(j="i", namespace={})
+    return [relay, gen, drive]

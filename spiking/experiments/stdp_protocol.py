@@ -108,6 +108,7 @@ def simulate_conditions(cfgs: Sequence[Config], *, seed: int, dev) -> list[xr.Da
     """
     from brian2 import Network, NeuronGroup, SpikeGeneratorGroup, Synapses, ms, mV
 
+    from spiking.inputs import spike_train_group
     from spiking.neurons import neuron_namespace
     from spiking.rules import lpl
 
@@ -129,10 +130,9 @@ def simulate_conditions(cfgs: Sequence[Config], *, seed: int, dev) -> list[xr.Da
         post_t.append(ps - 1)
     pre_idx, pre_t = np.concatenate(pre_idx), np.concatenate(pre_t)
     post_idx, post_t = np.concatenate(post_idx), np.concatenate(post_t)
-    gen_pre = SpikeGeneratorGroup(k * n_pre, pre_idx, pre_t * dt_s * 1e3 * ms, name="gen_pre")
+    pre, *pre_drive = spike_train_group(k * n_pre, pre_idx, pre_t + 1, base.dt_ms, extra_eqs=lpl.PRE_EQS,
+                                        name="pre")
     gen_post = SpikeGeneratorGroup(k, post_idx, post_t * dt_s * 1e3 * ms, name="gen_post")
-    pre = NeuronGroup(k * n_pre, lpl.PRE_EQS + "fire : 1\n", threshold="fire > 0", reset="fire = 0",
-                      namespace={}, name="pre")
     ns = neuron_namespace(base)
     ns.update(clamp_v=base.clamp_mv * mV, step_v=base.step_mv * mV)
     post = NeuronGroup(k, CLAMP_EQS + lpl.POST_EQS, threshold="v > u_thr + theta",
@@ -140,8 +140,6 @@ def simulate_conditions(cfgs: Sequence[Config], *, seed: int, dev) -> list[xr.Da
                        namespace=ns, name="post")
     post.v = base.clamp_mv * mV
     post.run_regularly(CLAMP, when="before_thresholds", name="clamp")
-    drive_pre = Synapses(gen_pre, pre, on_pre="fire_post = 1", name="drive_pre")
-    drive_pre.connect(j="i", namespace={})
     drive_post = Synapses(gen_post, post, on_pre=f"kick_post = {int(base.step_steps)}", name="drive_post")
     drive_post.connect(j="i", namespace={})
     i = np.arange(k * n_pre)
@@ -151,7 +149,7 @@ def simulate_conditions(cfgs: Sequence[Config], *, seed: int, dev) -> list[xr.Da
     # per-condition initial traces (lpl_synapses set the base values)
     post.sigma2 = np.array([c.sigma2 for c in cfgs])
     post.m = np.array([c.prior_rate_hz * c.tau_mean_s for c in cfgs])
-    net = Network(gen_pre, gen_post, pre, post, drive_pre, drive_post, *objs)
+    net = Network(pre, *pre_drive, gen_post, post, drive_post, *objs)
     dev.run(net, base.duration_s)
     dev.finish()
     syn = objs[0]
