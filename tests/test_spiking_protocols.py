@@ -1,0 +1,109 @@
+"""STDP-protocol window signs, the five input populations, configs and the ``ratespike spike`` CLI errors.
+
+Everything here runs on the Brian2 runtime device with the numpy target (no compiler); the protocol uses
+dt = 0.5 ms (delays keep their 8-step length) and 10 pairings so that it takes seconds, and checks only the
+signs the paper reports (lpl.md section 4, "STDP protocol": LTP at +12 ms and LTD at -30 ms for sigma2 = 0.1,
+a reversed window for sigma2 = 100).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bridge.cli import main
+from bridge.errors import ConfigError
+from spiking.inputs import InputConfig, population_rates, rate_samples
+
+
+@pytest.fixture(scope="module")
+def windows():
+    from spiking.devices import use_device
+    from spiking.experiments import stdp_protocol as sp
+
+    cfgs = [sp.Config(sigma2=s, n_pairings=10, duration_s=1.3, dt_ms=0.5, delay_ms=4.0) for s in (0.1, 1.0, 100.0)]
+    with use_device("runtime", seed=0, dt_ms=0.5, codegen="numpy") as dev:
+        out = sp.simulate_conditions(cfgs, seed=0, dev=dev)
+    return dict(zip((0.1, 1.0, 100.0), out))
+
+
+def _at(ds, t):
+    return float(ds["dw"].sel(delta_t=t, method="nearest"))
+
+
+def test_sigma2_01_gives_hebbian_asymmetric_window(windows):
+    ds = windows[0.1]
+    assert _at(ds, 12) > 0.01
+    assert _at(ds, -30) < -0.01
+    assert int(ds["post_spike_count"]) == 10  # exactly one post spike per pairing
+
+
+def test_sigma2_100_reverses_the_window(windows):
+    ds = windows[100.0]
+    assert _at(ds, -10) > 0 > _at(ds, 20)
+    assert _at(ds, -10) > _at(ds, 20)
+
+
+def test_sigma2_1_is_symmetric_bump_with_ltd_flanks(windows):
+    ds = windows[1.0]
+    assert _at(ds, 0) > 0
+    assert _at(ds, 0) > _at(ds, -30) and _at(ds, 0) > _at(ds, 40)
+
+
+def test_delta_t_axis_is_post_minus_pre(windows):
+    dt = windows[0.1]["delta_t"].values
+    assert np.all(np.diff(dt) > 0) and dt[0] == pytest.approx(-50) and dt[-1] == pytest.approx(50)
+
+
+def test_population_rates_shape_and_statistics():
+    cfg = InputConfig()
+    r = population_rates(cfg, 60.0, 0.01)  # (time, population)
+    assert r.shape == (6000, 5)
+    assert np.all(r[:, 0] == cfg.base_rate_hz)
+    assert np.all(r >= cfg.min_rate_hz - 1e-12)
+    for p in (1, 3):
+        assert abs(r[:, p].mean() - cfg.base_rate_hz) < 0.5
+    # P1 is periodic with T = 3 s; its shuffled control is not, but has the same marginal
+    lag = 300
+    assert np.allclose(r[lag:, 1], r[:-lag, 1], atol=1e-9)
+    c_ctl = np.corrcoef(r[lag:, 2], r[:-lag, 2])[0, 1]
+    assert abs(c_ctl) < 0.2
+    s = rate_samples(cfg)
+    np.testing.assert_allclose(np.sort(s[1]), np.sort(s[2]))
+    np.testing.assert_allclose(np.sort(s[3]), np.sort(s[4]))
+
+
+def test_population_rates_seeded():
+    cfg = InputConfig()
+    a = population_rates(cfg, 5.0, 0.01)
+    np.testing.assert_array_equal(a, population_rates(cfg, 5.0, 0.01))
+    assert not np.allclose(a, population_rates(cfg, 5.0, 0.01, seed=1))
+
+
+def test_configs_reject_bad_dt_and_durations():
+    from spiking.experiments import lpl_network, stdp_protocol
+
+    with pytest.raises(ConfigError, match="delay_ms"):
+        lpl_network.Config(dt_ms=0.3)
+    with pytest.raises(ConfigError, match="duration_s"):
+        lpl_network.Config(duration_s=-5)
+    with pytest.raises(ConfigError, match="duration_s"):
+        stdp_protocol.Config(duration_s=0)
+    with pytest.raises(ConfigError, match="p_input"):
+        lpl_network.Config(p_input=1.5)
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["spike", "lpl-network", "--duration", "-5"], "--duration must be > 0"),
+    (["spike", "lpl-network", "--device", "gpu"], "unknown device 'gpu'"),
+    (["spike", "lpl-network", "--device", "cuda_standalone"], "cuda_standalone"),
+    (["spike", "lpl-netwrk"], "did you mean 'lpl-network'"),
+    (["spike", "stdp-protocol", "--set", "dt_ms=1.0"], "dt_ms"),
+    (["spike", "stdp-protocol", "--set", "sigma=1"], "did you mean"),
+])
+def test_cli_bad_input_is_one_line_exit_2(argv, needle, capsys, tmp_path):
+    rc = main(argv + ["--out", str(tmp_path / "x.nc")])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert needle in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "x.nc").exists()
