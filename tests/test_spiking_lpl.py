@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 
 import numpy as np
 import pytest
@@ -35,7 +36,7 @@ def _pre_spikes(duration_s: float, rate_hz: float, seed: int) -> tuple[np.ndarra
     return np.concatenate(idx), np.concatenate(steps)
 
 
-def _brian_run(cfg: LPLConfig, duration_s: float, pre_idx, pre_steps, w0: float):
+def _brian_run(cfg: LPLConfig, duration_s: float, pre_idx, pre_steps, w0: float, device: str = "runtime"):
     """Tiny network on runtime/numpy; returns final w, syn (i, j), post spike steps, v (step, post), traces."""
     from brian2 import Network, SpikeMonitor, StateMonitor, ms, mV
 
@@ -45,7 +46,7 @@ def _brian_run(cfg: LPLConfig, duration_s: float, pre_idx, pre_steps, w0: float)
     from spiking.rules import lpl
 
     ncfg = NeuronConfig(dt_ms=DT * 1e3, delay_ms=DELAY_MS)
-    with use_device("runtime", seed=1, dt_ms=DT * 1e3, codegen="numpy") as dev:
+    with use_device(device, seed=1, dt_ms=DT * 1e3, codegen="numpy") as dev:
         pre, *drive = spike_train_group(N_PRE, pre_idx, pre_steps, DT * 1e3, extra_eqs=lpl.PRE_EQS, name="pre")
         post = lif_group(N_POST, ncfg, name="post", extra_eqs=lpl.POST_EQS, extra_reset=lpl.POST_RESET)
         post.v = np.array([-55.0, -62.0]) * mV
@@ -169,3 +170,19 @@ def test_hebb_and_pred_off_change_the_outcome(lpl_case):
 def test_lpl_config_rejects_bad_values(field, value):
     with pytest.raises(ConfigError, match=field):
         LPLConfig(**{field: value})
+
+
+STANDALONE = pytest.mark.skipif(os.environ.get("RATESPIKE_STANDALONE_TESTS") != "1",
+                                reason="compiles a cpp_standalone project (~30-150 s); set "
+                                       "RATESPIKE_STANDALONE_TESTS=1 to run")
+
+
+@pytest.mark.standalone
+@STANDALONE
+def test_cpp_standalone_lpl_matches_numpy_reference(lpl_case):
+    """The same tiny network compiled with cpp_standalone: same weights as the reference (one build)."""
+    cfg, out, (w_ref, _, _) = lpl_case
+    pre_idx, pre_steps = _pre_spikes(DURATION, 60.0, seed=3)
+    cpp = _brian_run(cfg, DURATION, pre_idx, pre_steps, w0=0.6, device="cpp_standalone")
+    np.testing.assert_array_equal(cpp["post_steps"], out["post_steps"])
+    np.testing.assert_allclose(cpp["w"], w_ref, rtol=0, atol=1e-9)
