@@ -43,7 +43,7 @@ class PatchEncoderSpec:
 #: Illing et al. (2021), App. B: VGG-6 128-256-256-512-1024-1024, max-pool after layers 2, 4, 5, 6
 VGG6 = PatchEncoderSpec(channels=(128, 256, 256, 512, 1024, 1024), pool=(False, True, False, True, True, True))
 #: CPU-sized encoder for 10x10 patches of 28x28 images (this project's choice, not the paper's)
-SMALL_MNIST = PatchEncoderSpec(channels=(32, 64, 128), pool=(True, True, False))
+SMALL_MNIST = PatchEncoderSpec(channels=(32, 64, 256), pool=(True, True, False))
 
 
 def grid_size(image: int, patch: int, stride: int) -> int:
