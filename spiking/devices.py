@@ -182,6 +182,9 @@ def use_device(name: str, *, seed: int, dt_ms: float, build_root: str | os.PathL
             root.mkdir(parents=True, exist_ok=True)
         run.directory = Path(tempfile.mkdtemp(prefix=f"ratespike-{name}-", dir=root))
         brian2.set_device(name, directory=str(run.directory), build_on_run=False)
+        # Brian2's default is an unbounded 'make -j', which starts dozens of compilers at once on a
+        # shared 2-core machine; two parallel jobs compile as fast there and leave the others alone
+        prefs.devices.cpp_standalone.extra_make_args_unix = [f"-j{max(1, min(2, os.cpu_count() or 1))}"]
         if name == "cpp_standalone":
             prefs.devices.cpp_standalone.openmp_threads = threads if threads > 1 else 0
     brian2.defaultclock.dt = dt_ms * ms
