@@ -1,0 +1,184 @@
+"""Halvagal & Zenke (2023), Figs. 5 and 6: analysis of spiking LPL runs into NetCDF + figures.
+
+Two modes:
+
+``network RUN.nc [RUN2.nc ...]``
+    For each ``ratespike spike lpl-network`` file: Lasso decoding R^2 of every input population from the
+    25 ms binned E activity, per-neuron selectivity and relative selectivity (histograms), participation
+    ratio, rates over time, group weights (see :mod:`spiking.analysis`). Writes ``<stem>_analysis.nc`` and
+    ``<stem>_fig5.png`` into ``--out-dir``.
+
+``stdp``
+    The Fig. 6 protocol sweeps in one build per sweep: windows for sigma2 in {0.1, 1, 100} (rho = 10 Hz,
+    T = 50 ms, prior 10 Hz); pairing-rate dependence at delta_t = +-10 ms (T = 20 ms, prior 20 Hz,
+    sigma2 = 0.1, rho in {0.1, 1, 5, 10, 20, 30, 40, 50} Hz); priors of 0 and 50 Hz. Writes ``stdp_windows.nc``,
+    ``stdp_rates.nc``, ``stdp_priors.nc`` and ``stdp_fig6.png``.
+
+Examples::
+
+    python analyses/lpl_spiking.py network run.nc --out-dir results/
+    python analyses/lpl_spiking.py stdp --device cpp_standalone --duration 200 --out-dir results/
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+RATES_HZ = (0.1, 1.0, 5.0, 10.0, 20.0, 30.0, 40.0, 50.0)
+SIGMA2 = (0.1, 1.0, 100.0)
+
+
+def _plot_network(ds: xr.Dataset, an: xr.Dataset, path: Path) -> None:
+    from bridge.plots import _figure, save_figure
+
+    fig, ax = _figure(2, 3, figsize=(13, 7))
+    ax[0][0].bar(an["population"].values, an["r2"].values)
+    ax[0][0].set_ylabel("decoding R$^2$")
+    ax[0][0].axhline(0, color="k", lw=0.5)
+    ax[0][0].set_title("Lasso decoding from 25 ms E counts", fontsize=9)
+    for k in ("E", "I"):
+        if f"population_rate_{k}" in ds:
+            ax[0][1].plot(ds[f"rate_time_{k}"].values, ds[f"population_rate_{k}"].values, label=k)
+    ax[0][1].set_xlabel("time [s]")
+    ax[0][1].set_ylabel("rate [Hz]")
+    ax[0][1].legend(fontsize=8)
+    ax[0][1].set_title("population rates", fontsize=9)
+    gw = an["group_weight"].values
+    im = ax[0][2].imshow(gw.T, aspect="auto", interpolation="nearest")
+    ax[0][2].set_yticks(range(5), an["population"].values)
+    ax[0][2].set_xlabel("E cell")
+    fig.colorbar(im, ax=ax[0][2], label="mean input weight")
+    bins = np.linspace(-1, 1, 21)
+    for a, name in zip((ax[1][0], ax[1][1], ax[1][2]), ("selectivity_P1", "selectivity_P2", "relative_selectivity")):
+        v = an[name].values
+        a.hist(v[np.isfinite(v)], bins=bins)
+        a.set_title(an[name].attrs["long_name"], fontsize=9)
+        a.set_xlabel(name)
+    fig.suptitle(f"lpl-network ({ds.attrs.get('condition', '')}), {ds.attrs['simulated_time_s']:g} s; "
+                 f"PR {float(an['participation_ratio']):.1f}, E {float(an['rate_E']):.2f} Hz, "
+                 f"I {float(an['rate_I']):.2f} Hz", fontsize=10)
+    save_figure(fig, path)
+
+
+def network(args: argparse.Namespace) -> int:
+    from bridge.io import open_run, provenance, write_run
+    from spiking.analysis import analyse
+
+    out_dir = Path(args.out_dir)
+    for f in args.files:
+        ds = open_run(f)
+        an = analyse(ds, bin_s=args.bin_ms * 1e-3, alpha=args.alpha)
+        an.attrs.update(provenance(kind="analysis", config_json=ds.attrs["config"], seed=int(ds.attrs["seed"]),
+                                   extra={"source_file": str(f), "analysis": "lpl_spiking network",
+                                          "simulated_time_s": float(ds.attrs["simulated_time_s"])}))
+        stem = Path(f).stem
+        write_run(an, out_dir / f"{stem}_analysis.nc")
+        _plot_network(ds, an, out_dir / f"{stem}_fig5.png")
+        r2 = ", ".join(f"{p} {v:+.2f}" for p, v in zip(an["population"].values, an["r2"].values))
+        rs = an["relative_selectivity"].values
+        rs = rs[np.isfinite(rs)]
+        print(f"{f}: R2 [{r2}]; PR {float(an['participation_ratio']):.1f}; rates E {float(an['rate_E']):.2f} Hz, "
+              f"I {float(an['rate_I']):.2f} Hz; relative selectivity: {np.mean(rs > 0.5):.0%} > 0.5, "
+              f"{np.mean(rs < -0.5):.0%} < -0.5")
+    return 0
+
+
+def stdp(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from bridge.io import provenance, write_run
+    from bridge.plots import _figure, save_figure
+    from bridge.config import to_json
+    from spiking.experiments import stdp_protocol as sp
+
+    out_dir = Path(args.out_dir)
+    base = sp.Config(duration_s=args.duration)
+    # windows
+    cfgs = [dataclasses.replace(base, sigma2=s) for s in SIGMA2]
+    res, timing = sp.sweep(cfgs, seed=args.seed, device=args.device)
+    win = xr.concat([r["dw"] for r in res], dim="sigma2").assign_coords(sigma2=list(SIGMA2))
+    wds = xr.Dataset({"dw": win})
+    wds.attrs.update(provenance(kind="analysis", config_json=to_json(base), seed=args.seed, extra=timing))
+    write_run(wds, out_dir / "stdp_windows.nc")
+    # pairing-rate dependence at +-10 ms (pre indices 25 and 75 of 100 with T = 20 ms)
+    rb = dataclasses.replace(base, window_ms=20.0, prior_rate_hz=20.0, sigma2=0.1)
+    cfgs = [dataclasses.replace(rb, pairing_rate_hz=r) for r in RATES_HZ]
+    res, timing = sp.sweep(cfgs, seed=args.seed, device=args.device)
+    rate = xr.Dataset({
+        "dw_plus10": ("pairing_rate", [float(r["dw"].sel(delta_t=10, method="nearest")) for r in res],
+                      {"units": "1", "long_name": "dw at delta_t = +10 ms"}),
+        "dw_minus10": ("pairing_rate", [float(r["dw"].sel(delta_t=-10, method="nearest")) for r in res],
+                       {"units": "1", "long_name": "dw at delta_t = -10 ms"})},
+        coords={"pairing_rate": ("pairing_rate", list(RATES_HZ), {"units": "Hz"})})
+    rate.attrs.update(provenance(kind="analysis", config_json=to_json(rb), seed=args.seed, extra=timing))
+    write_run(rate, out_dir / "stdp_rates.nc")
+    # priors of 0 and 50 Hz over the same rates
+    pri = {}
+    for prior in (0.0, 50.0):
+        cfgs = [dataclasses.replace(rb, prior_rate_hz=prior, pairing_rate_hz=r) for r in RATES_HZ]
+        res, timing = sp.sweep(cfgs, seed=args.seed, device=args.device)
+        pri[prior] = [float(r["dw"].sel(delta_t=10, method="nearest")) for r in res]
+    prs = xr.Dataset({"dw_plus10": (("prior", "pairing_rate"), [pri[0.0], pri[50.0]], {"units": "1"})},
+                     coords={"prior": ("prior", [0.0, 50.0], {"units": "Hz"}),
+                             "pairing_rate": ("pairing_rate", list(RATES_HZ), {"units": "Hz"})})
+    prs.attrs.update(provenance(kind="analysis", config_json=to_json(rb), seed=args.seed, extra=timing))
+    write_run(prs, out_dir / "stdp_priors.nc")
+    fig, ax = _figure(1, 3, figsize=(13, 3.6))
+    for s in SIGMA2:
+        d = win.sel(sigma2=s)
+        ax[0][0].plot(d["delta_t"], d, label=f"$\\sigma^2$={s:g}")
+    ax[0][0].axhline(0, color="k", lw=0.5)
+    ax[0][0].set_xlabel("$\\Delta t$ = t_post - t_pre [ms]")
+    ax[0][0].set_ylabel("$\\Delta W$")
+    ax[0][0].legend(fontsize=8)
+    ax[0][1].semilogx(RATES_HZ, rate["dw_plus10"], "o-", label="+10 ms")
+    ax[0][1].semilogx(RATES_HZ, rate["dw_minus10"], "o-", label="-10 ms")
+    ax[0][1].set_xlabel("pairing rate [Hz]")
+    ax[0][1].legend(fontsize=8)
+    for prior in (0.0, 50.0):
+        ax[0][2].semilogx(RATES_HZ, pri[prior], "o-", label=f"prior {prior:g} Hz")
+    ax[0][2].set_xlabel("pairing rate [Hz]")
+    ax[0][2].set_title("+10 ms", fontsize=9)
+    ax[0][2].legend(fontsize=8)
+    save_figure(fig, out_dir / "stdp_fig6.png")
+    for s in SIGMA2:
+        d = win.sel(sigma2=s)
+        print(f"sigma2={s:g}: " + ", ".join(f"dw({t:+g})={float(d.sel(delta_t=t, method='nearest')):+.3f}"
+                                             for t in (-30, -10, 0, 12, 20)))
+    print("rate dependence +10 ms: " + ", ".join(f"{r:g} Hz {v:+.2f}" for r, v in zip(RATES_HZ, rate["dw_plus10"].values)))
+    print("rate dependence -10 ms: " + ", ".join(f"{r:g} Hz {v:+.2f}" for r, v in zip(RATES_HZ, rate["dw_minus10"].values)))
+    for prior in (0.0, 50.0):
+        print(f"prior {prior:g} Hz, +10 ms: " + ", ".join(f"{r:g} Hz {v:+.2f}" for r, v in zip(RATES_HZ, pri[prior])))
+    return 0
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description="Halvagal & Zenke (2023) Figs. 5-6 from spiking LPL runs: "
+                                "NetCDF + figures")
+    sub = p.add_subparsers(dest="mode", required=True)
+    n = sub.add_parser("network", help="analyse lpl-network result files (Fig. 5)")
+    n.add_argument("files", nargs="+")
+    n.add_argument("--bin-ms", type=float, default=25.0)
+    n.add_argument("--alpha", type=float, default=0.1, help="Lasso alpha (notebook: 0.1)")
+    n.add_argument("--out-dir", default=".")
+    s = sub.add_parser("stdp", help="run the Fig. 6 STDP-protocol sweeps and plot them")
+    s.add_argument("--device", default="cpp_standalone")
+    s.add_argument("--duration", type=float, default=200.0)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out-dir", default=".")
+    args = p.parse_args(argv)
+    from bridge.errors import RatespikeError
+
+    try:
+        return network(args) if args.mode == "network" else stdp(args)
+    except RatespikeError as e:
+        print(f"lpl_spiking: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
