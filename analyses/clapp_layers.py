@@ -39,7 +39,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
                    help="config override applied to every rule (repeatable), e.g. --set train_size=20000")
     p.add_argument("--resume", action="store_true", help="continue each rule's run from its checkpoint")
+    p.add_argument("--reuse", action="store_true",
+                   help="take a rule's result from an existing finished run file in --out-dir (same config, e.g. "
+                   "made by 'ratespike train RULE --out OUT_DIR/RULE_DATASET_sSEED.nc') instead of training")
     return p.parse_args(argv)
+
+
+def _finished_run(path: Path, cfg) -> xr.Dataset | None:
+    """The results of a finished run at ``path`` made with config ``cfg``, else None."""
+    from bridge.config import to_json
+
+    if not path.is_file():
+        return None
+    with xr.open_dataset(path) as ds:
+        if ds.attrs.get("config") != to_json(cfg) or int(ds.attrs.get("epochs_completed", -1)) != cfg.epochs:
+            return None
+        return ds.load()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,8 +94,12 @@ def main(argv: list[str] | None = None) -> int:
                              out=out_dir / f"{name}_{args.dataset}_s{args.seed}.nc", resume=args.resume,
                              progress=sys.stderr.isatty(), data_root=args.data_root)
             t0 = time.perf_counter()
-            ds, _ = fit(cls, cfg, data, ctx)
-            seconds[name] = time.perf_counter() - t0
+            ds = _finished_run(ctx.out, cfg) if args.reuse else None
+            if ds is None:
+                ds, _ = fit(cls, cfg, data, ctx)
+                seconds[name] = time.perf_counter() - t0
+            else:
+                seconds[name] = float("nan")  # trained elsewhere; its wall time is not known here
             rows[name] = ds["test_accuracy"].isel(epoch=-1).values
             print(f"{name}: {np.round(rows[name], 4).tolist()} ({seconds[name]:.0f} s)", file=sys.stderr)
     except RatespikeError as e:
@@ -115,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     print("| model | " + " | ".join(layers) + " | time (s) |")
     print("|---|" + "---|" * (len(layers) + 1))
     for c in conds:
-        print(f"| {c} | " + " | ".join(f"{100 * v:.1f}" for v in rows[c]) + f" | {seconds[c]:.0f} |")
+        print(f"| {c} | " + " | ".join(f"{100 * v:.1f}" for v in rows[c]) + f" | {seconds[c]:.0f} |")  # nan: reused run
     print(f"wrote {nc} and {png}")
     return 0
 
