@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         device = resolve_device(args.device)
         cfg = cpu_preset() if args.protocol == "cpu" else paper_preset()
-        cfg = dataclasses.replace(cfg, baseline_epoch=False, probe_clips_per_type=2, unexpected_onset_epoch=1,
+        cfg = dataclasses.replace(cfg, baseline_epoch=False, probe_clips_per_type=8, unexpected_onset_epoch=1,
                                   **({"batch_size": args.batch_size} if args.batch_size else {}))
         torch.manual_seed(0)
         rule = DPC(cfg, DPC.load_data(cfg, "gabor", None), seeds=(0,), device=device)

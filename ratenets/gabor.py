@@ -238,7 +238,7 @@ class GaborSequences:
 
     def clips(self, n: int, frames: int, rng: np.random.Generator, *, unexpected: bool,
               u_prob: float | None = None, shifts: np.ndarray | None = None,
-              force_u: np.ndarray | None = None) -> GaborClips:
+              force_u: np.ndarray | None = None, mean_idx: np.ndarray | None = None) -> GaborClips:
         """Draw ``n`` clips of ``frames`` frames.
 
         Parameters
@@ -253,6 +253,9 @@ class GaborSequences:
             Position in the cycle of the first image (default: 0, or random when ``cfg.roll``).
         force_u : ndarray of bool, shape (n,), optional
             Replace every D of these clips by U (for probe sets), regardless of the draw.
+        mean_idx : ndarray of int, shape (n,), optional
+            Index into the mean orientations for every cycle of each clip (for probe sets that cover every
+            orientation); drawn per cycle by default.
         """
         cfg = self.cfg
         cyc = np.array([TYPE_CODE[t] for t in cfg.cycle])
@@ -270,6 +273,8 @@ class GaborSequences:
         # one mean orientation per cycle, redrawn at every A (cycle index = completed wraps + 1)
         cycle_id = pos // len(cyc)
         means = self.mean_oris[rng.integers(0, cfg.num_mean_oris, (n, int(cycle_id.max()) + 1))]
+        if mean_idx is not None:
+            means = np.broadcast_to(self.mean_oris[np.asarray(mean_idx)][:, None], means.shape)
         mean = np.take_along_axis(means, cycle_id, axis=1)
         mean = np.where(types == TYPE_CODE["U"], (mean + cfg.u_adj_deg) % 360.0, mean)
         mean = np.where(types == TYPE_CODE["G"], np.nan, mean)

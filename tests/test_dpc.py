@@ -15,7 +15,7 @@ from ratenets.rules.dpc import (DPC, ConvGRU1x1, DPCConfig, block_scores, cpu_pr
                                 surprise_index)
 
 TINY = dataclasses.replace(cpu_preset(), epochs=2, unexpected_onset_epoch=2, img_px=32, canvas_px=32,
-                           feature_dim=8, batch_size=4, train_clips=8, probe_clips_per_type=4)
+                           feature_dim=8, batch_size=4, train_clips=8, probe_clips_per_type=8)
 
 
 def _naive_infonce(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -146,7 +146,7 @@ def test_tiny_run_results_determinism_and_resume(tmp_path):
     groups = list_groups(tmp_path / "a.nc")
     assert {"representations/encoder", "representations/aggregator", "representations/predictor"} <= set(groups)
     rep = open_group(tmp_path / "a.nc", "representations/predictor")
-    assert rep["response"].shape == (24, 8)
+    assert rep["response"].shape == (48, 8)
     # same seed, same result
     ds2, _ = _fit(TINY, tmp_path, "b")
     xr.testing.assert_allclose(ds["loss_by_image_type"], ds2["loss_by_image_type"], rtol=0, atol=0)

@@ -143,3 +143,10 @@ def test_gabor_as_image_dataset_for_other_rules():
     y = ds.y_train[:25].numpy()
     np.testing.assert_array_equal(np.delete(y, range(15, 20)), np.repeat([0, 1, 2, 5], 5))
     assert len(set(y[15:20])) == 1 and y[15] in (TYPE_CODE["D"], TYPE_CODE["U"])
+
+
+def test_fixed_mean_orientation_index_for_probe_sets():
+    cfg = GaborConfig(canvas_px=32, img_px=32, gab_img_len=1)
+    c = GaborSequences(cfg, 0).clips(8, 7, np.random.default_rng(0), unexpected=False, mean_idx=np.arange(8))
+    oris = np.where(c.image_type == TYPE_CODE["G"], -1.0, c.mean_ori)
+    np.testing.assert_array_equal(oris, np.where(c.image_type == TYPE_CODE["G"], -1.0, np.arange(8)[:, None] * 45.0))

@@ -97,6 +97,9 @@ class DPCConfig:
         if self.unexpected_onset_epoch < 1:
             raise ConfigError(f"unexpected_onset_epoch must be >= 1 (epochs count from 1), "
                               f"got {self.unexpected_onset_epoch}")
+        if self.probe_clips_per_type < self.num_mean_oris:
+            raise ConfigError(f"probe_clips_per_type must be >= num_mean_oris ({self.num_mean_oris}) so that every "
+                              f"orientation is probed, got {self.probe_clips_per_type}")
         if self.batch_size < 2:
             raise ConfigError(f"batch_size must be >= 2 so that other clips give negatives, got {self.batch_size}")
         from ratenets.encoders.video import check_resolution
@@ -342,6 +345,8 @@ class DPC:
     def _make_probe(self) -> ProbeSet:
         """``probe_clips_per_type`` clips whose last block is each image type; D and U clips are paired.
 
+        Clip i of each type has mean orientation index i mod num_mean_oris, so every orientation is probed.
+
         The context of each clip is the cycle leading to its last image (for D and U: A, B, C as in the
         no-roll training clips); U clips repeat the D clips' draws with their D replaced by U.
         """
@@ -356,7 +361,7 @@ class DPC:
             shifts = np.full(n, (pos - last_img) % len(cyc))
             rng = np.random.default_rng([c.layout_seed, 0x9B0E, TYPE_CODE["D" if t == "U" else t]])
             parts.append(self.gen.clips(n, c.frames, rng, unexpected=False, shifts=shifts,
-                                        force_u=np.full(n, t == "U")))
+                                        force_u=np.full(n, t == "U"), mean_idx=np.arange(n) % c.num_mean_oris))
         video = torch.cat([p.video for p in parts])
         order = np.random.default_rng([c.layout_seed, 0x9B0F]).permutation(len(video))
         return ProbeSet(video=video, block_type=self._block_labels(np.concatenate([p.image_type for p in parts])),
@@ -435,9 +440,8 @@ class DPC:
         oris = self.gen.mean_oris
         has_ori = np.isfinite(bori)
 
-        def by_ori(v: np.ndarray) -> np.ndarray:
-            return np.array([v[has_ori & np.isclose(bori, o)].mean() if (has_ori & np.isclose(bori, o)).any()
-                             else v[has_ori].mean() for o in oris])
+        def by_ori(v: np.ndarray) -> np.ndarray:  # every orientation is in the probe set (see _make_probe)
+            return np.array([v[has_ori & np.isclose(bori, o)].mean() for o in oris])
 
         coords_t = {"image_type": types}
         coords_o = {"orientation": oris}
