@@ -40,6 +40,7 @@ from bridge.errors import ConfigError
 from bridge.reps import PROBE_SIZE, representation
 from ratenets.data import ImageDataset, load_dataset, resolve_root
 from ratenets.encoders.patches import PatchEncoder, PatchEncoderSpec, extract_patches, grid_size, pooled
+from ratenets.probes import linear_probe
 from ratenets.rules.base import check_dataset
 from ratenets.train import progress as _progress
 
@@ -345,39 +346,6 @@ def three_factor_grads(block: nn.Module, x_in: torch.Tensor, grid: tuple[int, in
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# linear probe
-
-def linear_probe(f_train: torch.Tensor, y_train: torch.Tensor, f_test: torch.Tensor, y_test: torch.Tensor,
-                 n_classes: int, *, epochs: int, lr: float, batch_size: int, gen: torch.Generator
-                 ) -> tuple[float, float]:
-    """Train Linear(C -> classes) with Adam and cross-entropy on frozen features; (train, test) accuracy.
-
-    Features are standardised with the training mean and std (an affine map, still a linear probe).
-    """
-    mu, sd = f_train.mean(0), f_train.std(0) + 1e-6
-    a, b = (f_train - mu) / sd, (f_test - mu) / sd
-    lin = nn.Linear(a.shape[1], n_classes).to(a.device, a.dtype)
-    with torch.no_grad():
-        bound = 1 / math.sqrt(a.shape[1])
-        lin.weight.copy_((torch.rand(lin.weight.shape, generator=gen) * 2 - 1) * bound)
-        lin.bias.zero_()
-    opt = torch.optim.Adam(lin.parameters(), lr=lr)
-    n = len(a)
-    for _ in range(epochs):
-        perm = torch.randperm(n, generator=gen).to(a.device)
-        for i in range(0, n, batch_size):
-            idx = perm[i:i + batch_size]
-            loss = nn.functional.cross_entropy(lin(a[idx]), y_train[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-    with torch.no_grad():
-        acc_tr = (lin(a).argmax(1) == y_train).double().mean().item()
-        acc_te = (lin(b).argmax(1) == y_test).double().mean().item()
-    return acc_tr, acc_te
-
-
-# ----------------------------------------------------------------------------------------------------------------
 # the rule
 
 class PatchCPCRule:
@@ -567,22 +535,13 @@ class PatchCPCRule:
         n_te = min(cfg.probe_test_size, len(d.x_test)) if cfg.probe_test_size else len(d.x_test)
         f_tr, f_te = self.features(d.x_train[:n_tr]), self.features(d.x_test[:n_te])
         y_tr, y_te = d.y_train[:n_tr].to(self.device), d.y_test[:n_te].to(self.device)
-        gen = torch.Generator().manual_seed(self.seed * 1000 + epoch)
-        acc_tr, acc_te = [], []
-        for a, b in zip(f_tr, f_te):
-            tr, te = linear_probe(a, y_tr, b, y_te, d.num_classes, epochs=cfg.probe_epochs, lr=cfg.probe_lr,
-                                  batch_size=cfg.probe_batch_size, gen=gen)
-            acc_tr.append(tr)
-            acc_te.append(te)
-        coords = {"layer": self.encoder.layer_names}
-        return {
-            "test_accuracy": xr.DataArray(np.array(acc_te), dims=("layer",), coords=coords,
-                                          attrs={"long_name": "linear-probe test accuracy on grid-averaged "
-                                                 "layer features", "units": "1"}),
-            "probe_train_accuracy": xr.DataArray(np.array(acc_tr), dims=("layer",), coords=coords,
-                                                 attrs={"long_name": "linear-probe training accuracy",
-                                                        "units": "1"}),
-        }
+        acc_te = [linear_probe(a, y_tr, b, y_te, epochs=cfg.probe_epochs, lr=cfg.probe_lr,
+                               batch_size=cfg.probe_batch_size, seed=self.seed * 1000 + epoch,
+                               n_classes=d.num_classes, device=self.device) for a, b in zip(f_tr, f_te)]
+        return {"test_accuracy": xr.DataArray(np.array(acc_te), dims=("layer",),
+                                              coords={"layer": self.encoder.layer_names},
+                                              attrs={"long_name": "linear-probe test accuracy on grid-averaged "
+                                                     "layer features", "units": "1"})}
 
     def static_results(self) -> dict[str, xr.DataArray]:
         return {}
