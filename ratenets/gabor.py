@@ -138,7 +138,8 @@ def make_layout(cfg: GaborConfig, seed: int) -> Layout:
     return Layout(centers=centers, sizes=sizes)
 
 
-def render_images(cfg: GaborConfig, layout: Layout, types: np.ndarray, oris_deg: np.ndarray) -> torch.Tensor:
+def render_images(cfg: GaborConfig, layout: Layout, types: np.ndarray, oris_deg: np.ndarray,
+                  device: torch.device | str | None = None) -> torch.Tensor:
     """Draw Gabor images.
 
     Each patch is evaluated on a square window of half-width ceil(0.75 k) = 4.5 sigma around its centre
@@ -150,6 +151,8 @@ def render_images(cfg: GaborConfig, layout: Layout, types: np.ndarray, oris_deg:
         Image-type codes (:data:`TYPE_CODE`).
     oris_deg : ndarray, shape (n, num_gabors)
         Orientation of every patch in degrees (ignored for ``G``).
+    device : torch device, optional
+        Where to draw (default CPU); all random draws stay in NumPy, so only float rounding can differ.
 
     Returns
     -------
@@ -158,22 +161,23 @@ def render_images(cfg: GaborConfig, layout: Layout, types: np.ndarray, oris_deg:
     """
     n = len(types)
     px = cfg.canvas_px
-    out = torch.full((n, px * px), 0.5, dtype=torch.float32)
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    out = torch.full((n, px * px), 0.5, dtype=torch.float32, device=dev)
     drawn = np.flatnonzero(types != TYPE_CODE["G"])
     k_all = np.maximum(np.floor(NUM_SIGMAS_VISIBLE * layout.sizes / FWHM_FACTOR), 1.0)  # (6, G)
     half = int(math.ceil(0.75 * k_all.max()))
-    offs = torch.arange(-half, half + 1, dtype=torch.float32)             # (w,)
+    offs = torch.arange(-half, half + 1, dtype=torch.float32, device=dev)            # (w,)
     w = len(offs)
     chunk = max(1, 2 ** 22 // (cfg.num_gabors * w * w))
     psi = 2 * math.pi * cfg.psi_cycles
     for start in range(0, len(drawn), chunk):
         idx = drawn[start:start + chunk]
         m = len(idx)
-        c = torch.from_numpy(layout.centers[types[idx]]).float()          # (m, G, 2)
-        k = torch.from_numpy(k_all[types[idx]]).float()                   # (m, G)
+        c = torch.from_numpy(layout.centers[types[idx]]).float().to(dev)         # (m, G, 2)
+        k = torch.from_numpy(k_all[types[idx]]).float().to(dev)                  # (m, G)
         lam = (k / cfg.num_cycles_adj)[..., None, None]
         s2 = (2 * (k / (2 * NUM_SIGMAS_VISIBLE)) ** 2)[..., None, None]
-        theta = torch.from_numpy(np.deg2rad(oris_deg[idx])).float() + math.pi  # PsychoPy convention
+        theta = torch.from_numpy(np.deg2rad(oris_deg[idx])).float().to(dev) + math.pi  # PsychoPy convention
         ct, st = torch.cos(theta)[..., None, None], torch.sin(theta)[..., None, None]
         # cv2 kernel coordinates run against the pixel index: x = -(col - cx), y = -(row - cy)
         y, x = -offs.view(1, 1, w, 1), -offs.view(1, 1, 1, w)
@@ -184,14 +188,15 @@ def render_images(cfg: GaborConfig, layout: Layout, types: np.ndarray, oris_deg:
         cc = c[..., 1, None, None] + offs.view(1, 1, 1, w)               # (m, G, 1, w)
         inside = (rr >= 0) & (rr < px) & (cc >= 0) & (cc < px)            # (m, G, w, w)
         flat = torch.where(inside, rr * px + cc, float(px * px)).long().view(m, -1)
-        img = torch.zeros(m, px * px + 1).scatter_add_(1, flat, patches.reshape(m, -1))[:, :-1]  # overlaps add
+        # overlaps add up; out-of-canvas pixels go to the extra last slot, dropped
+        img = torch.zeros(m, px * px + 1, device=dev).scatter_add_(1, flat, patches.reshape(m, -1))[:, :-1]
         vis = torch.where(inside, patches, 0.0)
         lo = vis.amin(dim=(1, 2, 3)).view(-1, 1)
         hi = vis.amax(dim=(1, 2, 3)).view(-1, 1)
         img = torch.minimum(torch.maximum(img, lo), hi)
         mx = 1.1 * torch.maximum(img.amin(1).abs(), img.amax(1).abs()).view(-1, 1)
         flat_img = mx == 0
-        out[torch.from_numpy(idx)] = torch.where(flat_img, torch.full_like(img, 0.5),
+        out[torch.from_numpy(idx).to(dev)] = torch.where(flat_img, torch.full_like(img, 0.5),
                                                  (img + mx) / (2 * torch.where(flat_img, 1.0, mx)))
     imgs = torch.floor(out * 255).clamp_(0, 255).to(torch.uint8).view(n, px, px)
     if cfg.img_px != px:
@@ -229,10 +234,13 @@ class GaborSequences:
     cfg : GaborConfig
     layout_seed : int
         Seed of the positions and sizes (fixed for the dataset, as ``same_possizes=True``).
+    device : torch device, optional
+        Where the images are drawn and the videos returned (default CPU).
     """
 
-    def __init__(self, cfg: GaborConfig, layout_seed: int) -> None:
+    def __init__(self, cfg: GaborConfig, layout_seed: int, device: torch.device | str | None = None) -> None:
         self.cfg = cfg
+        self.device = device
         self.layout = make_layout(cfg, layout_seed)
         self.mean_oris = np.arange(cfg.num_mean_oris) * (360.0 / cfg.num_mean_oris)
 
@@ -280,10 +288,10 @@ class GaborSequences:
         mean = np.where(types == TYPE_CODE["G"], np.nan, mean)
         jitter = np.rad2deg(rng.vonmises(0.0, cfg.kappa, (n, n_img, cfg.num_gabors)))
         oris = np.nan_to_num(mean)[..., None] + jitter                 # (n, n_img, G)
-        imgs = render_images(cfg, self.layout, types.reshape(-1), oris.reshape(-1, cfg.num_gabors))
+        imgs = render_images(cfg, self.layout, types.reshape(-1), oris.reshape(-1, cfg.num_gabors), self.device)
         imgs = imgs.view(n, n_img, cfg.img_px, cfg.img_px)
         frame_img = np.arange(frames) // cfg.gab_img_len               # image index of every frame
-        video = imgs[:, torch.from_numpy(frame_img)]                   # (n, T, H, W)
+        video = imgs[:, torch.from_numpy(frame_img).to(imgs.device)]                  # (n, T, H, W)
         return GaborClips(video=video.contiguous(), image_type=types[:, frame_img], mean_ori=mean[:, frame_img],
                           is_unexpected=(types == TYPE_CODE["U"])[:, frame_img])
 

@@ -74,9 +74,9 @@ def test_orientation_jitter_is_von_mises_with_kappa_16(monkeypatch):
     seen = {}
     real = gabor.render_images
 
-    def spy(cfg, layout, types, oris):
+    def spy(cfg, layout, types, oris, device=None):
         seen["types"], seen["oris"] = types, oris
-        return real(cfg, layout, types, oris)
+        return real(cfg, layout, types, oris, device)
 
     monkeypatch.setattr(gabor, "render_images", spy)
     cfg = GaborConfig(canvas_px=32, img_px=32, gab_img_len=1, gray=False)

@@ -312,6 +312,7 @@ class DPC:
         config.check_schedule()
         self.config = config
         self.gen = data
+        self.gen.device = device  # draw the clips where the model runs
         self.seed = int(seeds[0])
         self.device = device
         self.show_progress = progress
