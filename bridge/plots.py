@@ -105,51 +105,74 @@ def plot_comparison(ds: xr.Dataset, path: str | os.PathLike, title: str | None =
 
 
 def _plot_panels(ds: xr.Dataset, path: str | os.PathLike, reps: dict[str, xr.Dataset] | None = None) -> Path:
-    """Generic summary: one panel per numeric 1-D variable (line or bars), plus each time representation."""
-    one_d = [n for n, v in ds.data_vars.items() if v.ndim == 1 and v.dtype.kind in "fiu" and v.size > 1][:8]
-    two_d = [n for n, v in ds.data_vars.items() if v.ndim == 2 and v.dtype.kind in "fiu"][:2]
-    rep_items = list((reps or {}).items())[:2]
-    n = len(one_d) + len(two_d) + len(rep_items)
-    if n == 0:
+    """Generic summary of a file without epochs: spike rasters (``spike_time_X``/``spike_neuron_X`` ragged
+    arrays), labelled time courses (e.g. ``(input_time, population)``), histograms of per-neuron values,
+    line plots of other 1-D variables, and each representation as an image."""
+    panels: list[tuple[str, object]] = []
+    for name in ds.data_vars:
+        if name.startswith("spike_time_") and name.replace("time", "neuron", 1) in ds and ds[name].size:
+            if ds[name].size <= 200_000:
+                panels.append(("raster", name))
+    for name, v in ds.data_vars.items():
+        if name.startswith(("spike_", "w_")) or v.dtype.kind not in "fiu" or v.size < 2:
+            continue
+        if v.ndim == 2 and any(d in ds.coords and ds[d].dtype.kind in "OUS" for d in v.dims):
+            panels.append(("labelled", name))
+        elif v.ndim == 1 and v.dims[0] in ds.coords:
+            panels.append(("line", name))
+        elif v.ndim == 1:
+            panels.append(("hist", name))
+    panels = panels[:7] + [("rep", item) for item in list((reps or {}).items())[:2]]
+    if not panels:
         raise ValueError("nothing to plot")
-    ncols = min(3, n)
-    nrows = -(-n // ncols)
-    fig, axes = _figure(nrows, ncols, figsize=(4.4 * ncols, 3.3 * nrows))
+    ncols = min(3, len(panels))
+    nrows = -(-len(panels) // ncols)
+    fig, axes = _figure(nrows, ncols, figsize=(4.6 * ncols, 3.4 * nrows))
     flat = [ax for row in axes for ax in row]
-    k = 0
-    for name in one_d:
-        ax, da = flat[k], ds[name]
-        k += 1
-        d = da.dims[0]
-        x = da[d].values if d in da.coords else np.arange(da.size)
-        if x.dtype.kind in "fiu" and da.size > 12:
-            ax.plot(x, da.values, lw=0.8)
+    for ax, (kind, what) in zip(flat, panels):
+        if kind == "raster":
+            t, n = ds[what].values, ds[what.replace("time", "neuron", 1)].values
+            ax.plot(t, n, "|", ms=2, color="k")
+            ax.set_xlabel(f"time [{ds[what].attrs.get('units', 's')}]")
+            ax.set_ylabel("neuron")
+            ax.set_title(f"spikes, {what[len('spike_time_'):]}", fontsize=9)
+        elif kind == "labelled":
+            da = ds[what]
+            lab = next(d for d in da.dims if d in ds.coords and ds[d].dtype.kind in "OUS")
+            other = next(d for d in da.dims if d != lab)
+            x = ds[other].values if other in ds.coords else np.arange(da.sizes[other])
+            for v in da[lab].values:
+                ax.plot(x, da.sel({lab: v}).values, lw=0.8, label=str(v))
+            ax.legend(fontsize=7)
+            ax.set_xlabel(other)
+            ax.set_ylabel(f"{what} [{da.attrs.get('units', '')}]")
+        elif kind == "line":
+            da = ds[what]
+            ax.plot(ds[da.dims[0]].values, da.values, marker="o" if da.size < 30 else None, lw=0.8)
+            ax.set_xlabel(da.dims[0])
+            ax.set_ylabel(f"{what} [{da.attrs.get('units', '')}]")
+        elif kind == "hist":
+            vals = np.asarray(ds[what].values, dtype=float)
+            ax.hist(vals[np.isfinite(vals)], bins=20)
+            ax.set_xlabel(f"{what} [{ds[what].attrs.get('units', '')}]")
+            ax.set_ylabel(f"count over {ds[what].dims[0]}")
         else:
-            ax.bar([str(v) for v in x], da.values)
-            ax.tick_params(axis="x", rotation=45)
-        ax.set_xlabel(d)
-        ax.set_ylabel(f"{name} [{da.attrs.get('units', '')}]")
-        ax.set_title(da.attrs.get("long_name", name)[:60], fontsize=8)
+            layer, rep = what
+            da = rep["response"]
+            im = ax.imshow(np.asarray(da.values, dtype=float).T, aspect="auto", interpolation="nearest",
+                           cmap="magma")
+            ax.set_xlabel(f"{da.dims[0]} (bin)")
+            ax.set_ylabel("unit")
+            ax.set_title(f"representation {layer} [{da.attrs.get('units', '')}]", fontsize=9)
+            fig.colorbar(im, ax=ax, shrink=0.8)
+        if kind in ("labelled", "line", "hist"):
+            ax.set_title(str(ds[what].attrs.get("long_name", what))[:55], fontsize=8)
         ax.grid(alpha=0.3)
-    for name in two_d:
-        ax, da = flat[k], ds[name]
-        k += 1
-        im = ax.imshow(np.asarray(da.values, dtype=float).T, aspect="auto", interpolation="nearest")
-        ax.set_xlabel(da.dims[0])
-        ax.set_ylabel(da.dims[1])
-        ax.set_title(da.attrs.get("long_name", name)[:60], fontsize=8)
-        fig.colorbar(im, ax=ax, shrink=0.8)
-    for layer, rep in rep_items:
-        ax, da = flat[k], rep["response"]
-        k += 1
-        im = ax.imshow(np.asarray(da.values, dtype=float).T, aspect="auto", interpolation="nearest", cmap="magma")
-        ax.set_xlabel(da.dims[0])
-        ax.set_ylabel("unit")
-        ax.set_title(f"representation {layer} [{da.attrs.get('units', '')}]", fontsize=8)
-        fig.colorbar(im, ax=ax, shrink=0.8)
-    for ax in flat[k:]:
+    for ax in flat[len(panels):]:
         ax.axis("off")
-    fig.suptitle(str(ds.attrs.get("title", "")), fontsize=10)
+    fig.suptitle(" ".join(str(ds.attrs.get(k, "")) for k in ("title", "experiment", "condition")).strip(),
+                 fontsize=10)
+    fig.tight_layout()
     return save_figure(fig, path)
 
 

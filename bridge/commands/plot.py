@@ -18,6 +18,11 @@ def run(args: argparse.Namespace) -> int:
 
     ds = open_run(args.file)
     out = check_writable(args.out or Path(args.file).with_suffix(".png"))
-    png = plot_file(ds, out, path=args.file)
+    if ds.attrs.get("experiment") == "rate-vs-spiking":
+        from bridge.commands.rate_vs_spiking import plot_side_by_side
+
+        png = plot_side_by_side(ds, out)
+    else:
+        png = plot_file(ds, out, path=args.file)
     print(f"wrote {png}")
     return 0
