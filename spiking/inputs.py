@@ -151,7 +151,8 @@ def input_group(cfg: Any, *, extra_eqs: str = "", name: str = "inputs", table_dt
     return g
 
 
-def spike_train_group(n: int, indices, steps, dt_ms: float, *, extra_eqs: str = "", name: str = "relay"):
+def spike_train_group(n: int, indices, steps, dt_ms: float, *, extra_eqs: str = "", extra_reset: str = "",
+                      name: str = "relay"):
     """A ``NeuronGroup`` of ``n`` neurons that fire exactly at the given steps (given spike trains).
 
     A ``SpikeGeneratorGroup`` cannot hold plasticity traces, so it drives a relay ``NeuronGroup`` (which can,
@@ -177,8 +178,8 @@ def spike_train_group(n: int, indices, steps, dt_ms: float, *, extra_eqs: str = 
     if steps.size and steps.min() < 1:
         raise ConfigError(f"spike_train_group {name!r}: spikes must be at step >= 1, got step {steps.min()}")
     gen = SpikeGeneratorGroup(n, np.asarray(indices, dtype=np.int64), (steps - 1) * dt_ms * ms, name=f"{name}_gen")
-    relay = NeuronGroup(n, extra_eqs + "\nfire : 1\n", threshold="fire > 0", reset="fire -= 1", namespace={},
-                        name=name)
+    relay = NeuronGroup(n, extra_eqs + "\nfire : 1\n", threshold="fire > 0",
+                        reset="fire -= 1" + ("\n" + extra_reset if extra_reset else ""), namespace={}, name=name)
     drive = Synapses(gen, relay, on_pre="fire_post += 1", name=f"{name}_drive")
     drive.connect(j="i", namespace={})
     return [relay, gen, drive]

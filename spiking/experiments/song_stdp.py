@@ -66,7 +66,9 @@ def simulate(cfg: Config, *, seed: int = 0, device: str = "cpp_standalone", buil
         post = NeuronGroup(1, SONG_EQS, threshold="v > v_thr", reset="v = v_reset", method="euler", namespace=ns,
                            name="post")
         post.v = cfg.e_l_mv * mV
-        syn = stdp_synapses(inputs, post, cfg, name="stdp")
+        # explicit indices: standalone mode can then record every synapse (record=True needs the count)
+        syn = stdp_synapses(inputs, post, cfg, i=np.arange(cfg.n_inputs), j=np.zeros(cfg.n_inputs, dtype=int),
+                            name="stdp")
         w0 = np.random.default_rng([seed, 3]).uniform(0, cfg.g_max, cfg.n_inputs)
         syn.w = w0
         sp = SpikeMonitor(post, name="post_spikes")
