@@ -423,7 +423,8 @@ class LPL:
         decay = [p for p in params if p.ndim > 1]
         no_decay = [p for p in params if p.ndim <= 1]
         self.opt = torch.optim.Adam([{"params": decay, "weight_decay": cfg.weight_decay},
-                                     {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+                                     {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr,
+                                    foreach=False)  # per-tensor steps: no whole-model temporaries at the peak
         self.step_count = 0
         self.stale: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         pairs_per_image = (cfg.seq_length - 1) if cfg.views == "sequence" else 1
@@ -493,7 +494,7 @@ class LPL:
         cfg = self.config
         for g in self.opt.param_groups:
             g["lr"] = lr_at(self.step_count, self.total_steps, self.warmup_steps, cfg.lr, cfg.final_lr)
-        self.opt.zero_grad(set_to_none=True)
+        self.opt.zero_grad(set_to_none=False)  # keep the gradient buffers: no reallocation at each step
         shift = int(torch.randint(1, max(v1.shape[0], 2), (1,), generator=self.gen)) if cfg.shuffle_positives else 0
         h = torch.cat([v1, v2])  # (2B, C, H, W): both views through each block at once
         total, logged = 0.0, {}
