@@ -177,3 +177,11 @@ def test_cli_bad_input_is_one_line(capsys, tmp_path):
         err = capsys.readouterr().err.strip()
         assert err.startswith("ratespike: error:") and "\n" not in err and "Traceback" not in err
     assert not (tmp_path / "x.nc").exists()
+
+
+def test_every_config_field_survives_set():
+    from bridge.config import apply_overrides
+
+    cfg = cpu_preset()
+    items = [f"{f.name}={getattr(cfg, f.name)}" for f in dataclasses.fields(cfg)]
+    assert apply_overrides(DPCConfig(), items) == cfg
