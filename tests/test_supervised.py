@@ -358,3 +358,19 @@ def test_presets_carry_paper_values():
         cim.preset("fashion-mnist", depth=3)
     assert get_rule("pc-nudge").preset("mnist").hidden == (128, 64)
     assert get_rule("pc").preset("mnist").hidden == (600, 600)
+
+
+def test_cifar_preset_normalises_inputs_like_the_paper():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (30, 3, 2, 2), generator=g).to(torch.uint8)
+    y = torch.randint(0, 10, (30,), generator=g)
+    data = ImageDataset("cifar10", x[:20], y[:20], x[20:], y[20:], tuple(str(i) for i in range(10)))
+    cls = get_rule("corinfomax")
+    cfg = dataclasses.replace(cls.preset("cifar10"), hidden=(8,))
+    rule = cls(cfg, data, seeds=(0,), device=torch.device("cpu"))
+    flat = x[:20].float().div(255).reshape(20, 3, 4)  # (image, channel, pixel)
+    mean = torch.tensor([0.4914, 0.4822, 0.4465]).view(1, 3, 1)
+    std = 3 * torch.tensor([0.247, 0.243, 0.261]).view(1, 3, 1)
+    torch.testing.assert_close(rule.x_train, ((flat - mean) / std).reshape(20, 12))
+    with pytest.raises(ConfigError, match="does not match"):
+        cls(cls.preset("mnist"), data, seeds=(0,), device=torch.device("cpu"))
