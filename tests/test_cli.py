@@ -164,14 +164,6 @@ def test_divergence_stops_naming_the_epoch_and_keeps_earlier_epochs(tmp_path, mo
     assert open_run(out).sizes["epoch"] == 1
 
 
-def test_demo_writes_netcdf_and_png(tmp_path, capsys):
-    out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--epochs", "1", "--no-progress"]) == 0
-    assert list(out.glob("*.nc")) and list(out.glob("*.png"))
-    for nc in out.glob("*.nc"):
-        xr.open_dataset(nc).close()
-
-
 def test_corrupt_gz_in_the_data_root_is_exit_2(tmp_path, capsys):
     raw = tmp_path / "root" / "MNIST" / "raw"
     raw.mkdir(parents=True)
