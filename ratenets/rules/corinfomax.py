@@ -182,20 +182,26 @@ class CorInfoMax(LocalRule):
         inv, g, gam, P = 1.0 / c.eps, c.g, self.gam, self.P
         r = list(r)
         u = [x.clone() for x in r]
+        Bt = [p[f"B{k}"].transpose(1, 2) for k in range(P)]  # r @ B^T = rows of (B r)^T
         for t in range(steps):
             eta = self.neural_step(t)
             for k in range(P):
                 basal = a0 if k == 0 else torch.bmm(r[k - 1], p[f"Wf{k}"])
-                Br = torch.bmm(r[k], p[f"B{k}"].transpose(1, 2))  # rows of (B r)^T
+                # u + eta du, with du collected per term so that each term is one fused op:
+                # hidden: du = -(g + 2/eps) u + (1/eps)(basal + apical) + 2 gamma B r + g r
+                # output: du = -(g + 1/eps + 1) u + (1/eps) basal + gamma B r + g r - beta (r - y)
                 if k < P - 1:
-                    apical = torch.bmm(r[k + 1], p[f"Wb{k + 1}"])
-                    du = -g * u[k] + inv * (basal - u[k]) + inv * (apical - u[k]) + 2 * gam * Br + g * r[k]
+                    drive = basal + torch.bmm(r[k + 1], p[f"Wb{k + 1}"])
+                    new = torch.baddbmm(drive, r[k], Bt[k], beta=eta * inv, alpha=2 * eta * gam)
+                    decay = 1.0 - eta * (g + 2 * inv)
                 else:
-                    du = -g * u[k] + inv * (basal - u[k]) + (gam * Br + g * r[k] - u[k])
+                    new = torch.baddbmm(basal, r[k], Bt[k], beta=eta * inv, alpha=eta * gam)
                     if beta is not None:
-                        du = du - beta * (r[k] - y)
-                u[k] = u[k] + eta * du
-                r[k] = hard_sigmoid(u[k])
+                        new.addcmul_(r[k] - y, beta, value=-eta)
+                    decay = 1.0 - eta * (g + inv + 1)
+                new.add_(r[k], alpha=eta * g).add_(u[k], alpha=decay)
+                u[k] = new
+                r[k] = hard_sigmoid(new)
         return r
 
     def free_phase(self, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
