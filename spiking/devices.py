@@ -94,6 +94,7 @@ class DeviceRun:
             with _redirect_output(log):
                 device.build(directory=str(self.directory), compile=True, run=False, with_output=True)
         except Exception as e:  # compiler errors come as RuntimeError/OSError with a long text
+            _rerun_make(self.directory, log)
             raise BuildError(f"{self.name} build failed ({e.__class__.__name__}); see the log {log}") from None
         self.build_time_s = time.perf_counter() - t0
         t1 = time.perf_counter()
@@ -104,6 +105,18 @@ class DeviceRun:
             raise BuildError(f"{self.name} simulation binary failed ({e.__class__.__name__}); see the log "
                              f"{log} and {self.directory / 'results'}") from None
         self.wall_time_s = time.perf_counter() - t1
+
+
+def _rerun_make(directory: Path, log: Path) -> None:
+    """Brian2 hides the compiler's messages; run make once more (only the failed files) into ``log``."""
+    import subprocess
+
+    if not (directory / "makefile").exists():
+        return
+    with open(log, "ab") as fh:
+        fh.write(b"\n--- make output (re-run by ratespike to keep the compiler messages) ---\n")
+        fh.flush()
+        subprocess.run(["make", "-j2"], cwd=directory, stdout=fh, stderr=subprocess.STDOUT, check=False)
 
 
 @contextlib.contextmanager

@@ -7,6 +7,8 @@ a reversed window for sigma2 = 100).
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -107,3 +109,24 @@ def test_cli_bad_input_is_one_line_exit_2(argv, needle, capsys, tmp_path):
     assert needle in err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert not (tmp_path / "x.nc").exists()
+
+
+@pytest.mark.standalone
+@pytest.mark.skipif(os.environ.get("RATESPIKE_STANDALONE_TESTS") != "1",
+                    reason="generates a cpp_standalone project (~10-40 s); set RATESPIKE_STANDALONE_TESTS=1 to run")
+def test_standalone_build_failure_is_one_line_with_log_path(tmp_path):
+    """A compiler error becomes a BuildError naming build.log (no traceback text from make)."""
+    from brian2 import Network, NeuronGroup, device
+
+    from spiking.devices import BuildError, use_device
+
+    with pytest.raises(BuildError) as info:
+        with use_device("cpp_standalone", seed=0, dt_ms=0.1, build_root=tmp_path) as dev:
+            device.insert_code("main", "this_is_not_cpp no_such_symbol;")
+            g = NeuronGroup(1, "dv/dt = -v / (10*ms) : 1", namespace={}, name="g")
+            dev.run(Network(g), 0.001)
+            dev.finish()
+    msg = str(info.value)
+    assert "build.log" in msg and "\n" not in msg
+    log = msg.split("see the log ")[1].strip()
+    assert "no_such_symbol" in open(log).read()
