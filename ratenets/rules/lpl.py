@@ -386,11 +386,10 @@ class LPL:
         self.gen = torch.Generator().manual_seed(self.seed)  # data order and augmentations
         torch.manual_seed(self.seed)  # parameter initialisation
         # the unlabelled STL-10 split, when loaded, is what LPL trains on (the labels are only for probes)
-        x_ssl = data.x_unlabeled if (data.x_unlabeled is not None and cfg.objective != "supervised") else data.x_train
+        use_unlabeled = data.x_unlabeled is not None and cfg.objective != "supervised"
+        x_ssl = data.x_unlabeled if use_unlabeled else data.x_train
         self.x_ssl = x_ssl[:cfg.train_images] if cfg.train_images else x_ssl
-        self.y_ssl = data.y_train if self.x_ssl is data.x_train or cfg.train_images else None
-        if self.y_ssl is not None:
-            self.y_ssl = data.y_train[:len(self.x_ssl)]
+        self.y_ssl = None if use_unlabeled else data.y_train[:len(self.x_ssl)]
         ref = data.x_train[:10000].float() / 255.0
         mean = ref.mean(dim=(0, 2, 3)).tolist()
         std = ref.std(dim=(0, 2, 3)).clamp(min=1e-3).tolist()
