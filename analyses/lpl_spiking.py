@@ -35,7 +35,8 @@ SIGMA2 = (0.1, 1.0, 100.0)
 def _plot_network(ds: xr.Dataset, an: xr.Dataset, path: Path) -> None:
     from bridge.plots import _figure, save_figure
 
-    fig, ax = _figure(2, 3, figsize=(13, 7))
+    fig, ax = _figure(2, 3, figsize=(13, 7.5))
+    fig.subplots_adjust(hspace=0.45, wspace=0.3)
     ax[0][0].bar(an["population"].values, an["r2"].values)
     ax[0][0].set_ylabel("decoding R$^2$")
     ax[0][0].axhline(0, color="k", lw=0.5)
