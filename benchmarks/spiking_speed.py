@@ -2,7 +2,8 @@
 
 For each (device, threads, scale) the script runs ``spiking.experiments.lpl_network.simulate`` in a fresh
 subprocess with plasticity on from t = 0 and prints: build time, simulation wall time, real-time factor
-(simulated seconds per wall second), peak resident memory of the process tree (Python + compiled binary),
+(simulated seconds per wall second), the same per CPU second of the simulation (``RTF_cpu``, less
+sensitive to other processes on a shared machine), peak resident memory of the process tree (Python + compiled binary),
 the per-step cost and the projected wall time of the paper's full protocol (1800 s priming + 100 000 s).
 ``scale`` multiplies inputs, E and I cells (the GPU target of issue 6 is scale 10).
 
@@ -48,7 +49,7 @@ def _child(args: argparse.Namespace) -> None:
     a = ds.attrs
     print(json.dumps({"device": a["device"], "threads": int(a["openmp_threads"]), "scale": s,
                       "n_lpl_synapses": int(ds.sizes["synapse_input"]), "simulated_s": a["simulated_time_s"],
-                      "wall_s": a["wall_time_s"], "build_s": a["build_time_s"],
+                      "wall_s": a["wall_time_s"], "build_s": a["build_time_s"], "cpu_s": a["cpu_time_s"],
                       "peak_rss_mb": max(own, kids) / 1024.0, "rate_E_hz": float(ds["rate_window_E"].mean())}))
 
 
@@ -68,7 +69,7 @@ def main(argv=None) -> int:
     print(f"# Fig. 5 LPL network, scale {args.scale}, {args.duration:g} s simulated, plasticity on; "
           f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     print(f"{'device':16s} {'thr':>3s} {'build_s':>8s} {'wall_s':>8s} {'RTF':>7s} {'us/step':>8s} "
-          f"{'peak_MB':>8s} {'E_Hz':>6s} {'full protocol':>14s}")
+          f"{'peak_MB':>8s} {'E_Hz':>6s} {'full protocol':>14s} {'cpu_s':>7s} {'RTF_cpu':>7s}")
     for dev in args.devices:
         for th in (args.threads if dev == "cpp_standalone" else [1]):
             cmd = [sys.executable, __file__, "--child", "--duration", str(args.duration), "--devices", dev,
@@ -85,7 +86,8 @@ def main(argv=None) -> int:
             us = m["wall_s"] / (m["simulated_s"] / STEP_S) * 1e6
             hours = FULL_PROTOCOL_S / rtf / 3600
             print(f"{dev:16s} {th:3d} {m['build_s']:8.1f} {m['wall_s']:8.2f} {rtf:7.2f} {us:8.1f} "
-                  f"{m['peak_rss_mb']:8.0f} {m['rate_E_hz']:6.2f} {hours:11.1f} h")
+                  f"{m['peak_rss_mb']:8.0f} {m['rate_E_hz']:6.2f} {hours:11.1f} h {m['cpu_s']:7.2f} "
+                  f"{m['simulated_s'] / max(m['cpu_s'], 1e-9):7.2f}")
     return 0
 
 

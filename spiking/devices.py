@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,8 @@ class DeviceRun:
     build_time_s: float = 0.0
     wall_time_s: float = 0.0
     simulated_time_s: float = 0.0
-    _runs: list[float] = field(default_factory=list)
+    #: CPU seconds (user + system) of the simulation: less sensitive to other load than the wall time
+    cpu_time_s: float = 0.0
 
     @property
     def standalone(self) -> bool:
@@ -76,9 +78,11 @@ class DeviceRun:
         if report:
             kw.update(report=report, report_period=10 * second)
         t0 = time.perf_counter()
+        c0 = time.process_time()
         net.run(duration_s * second, **kw)
         if not self.standalone:
             self.wall_time_s += time.perf_counter() - t0
+            self.cpu_time_s += time.process_time() - c0
         self.simulated_time_s += duration_s
 
     def finish(self) -> None:
@@ -98,6 +102,7 @@ class DeviceRun:
             raise BuildError(f"{self.name} build failed ({e.__class__.__name__}); see the log {log}") from None
         self.build_time_s = time.perf_counter() - t0
         t1 = time.perf_counter()
+        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         try:
             with _redirect_output(log):
                 device.run(directory=str(self.directory), with_output=True)
@@ -105,6 +110,8 @@ class DeviceRun:
             raise BuildError(f"{self.name} simulation binary failed ({e.__class__.__name__}); see the log "
                              f"{log} and {self.directory / 'results'}") from None
         self.wall_time_s = time.perf_counter() - t1
+        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.cpu_time_s = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
 
 
 def _rerun_make(directory: Path, log: Path) -> None:

@@ -19,7 +19,7 @@ def run_attrs(cfg: Any, *, experiment: str, seed: int, dev) -> dict[str, Any]:
     return provenance(kind="spike", config_json=to_json(cfg), seed=int(seed), extra={
         "experiment": experiment, "device": dev.name, "openmp_threads": int(dev.threads),
         "simulated_time_s": float(dev.simulated_time_s), "wall_time_s": float(dev.wall_time_s),
-        "build_time_s": float(dev.build_time_s),
+        "build_time_s": float(dev.build_time_s), "cpu_time_s": float(dev.cpu_time_s),
         "real_time_factor": float(dev.simulated_time_s / dev.wall_time_s) if dev.wall_time_s > 0 else 0.0,
     })
 
