@@ -227,6 +227,8 @@ def lpl_synapses(pre, post, cfg: Any, *, dt_s: float, i, j, w0: float, delay_ms:
     syn.run_regularly(WEIGHT_STEP_FAST if cfg.fast_rms else WEIGHT_STEP, dt=cfg.update_interval_s * second,
                       when="end", order=2, name=f"{name}_wstep")
     # post side: rate, error, variance (order 0, before the synapses), then the shift register (order 3)
+    if post.namespace is None or pre.namespace is None:
+        raise ConfigError("lpl_synapses needs pre and post groups created with a namespace dict (e.g. {})")
     post.namespace.update(ns)
     post.m = cfg.prior_rate_hz * cfg.tau_mean_s
     post.sigma2 = cfg.sigma2
