@@ -374,3 +374,26 @@ def test_cifar_preset_normalises_inputs_like_the_paper():
     torch.testing.assert_close(rule.x_train, ((flat - mean) / std).reshape(20, 12))
     with pytest.raises(ConfigError, match="does not match"):
         cls(cls.preset("mnist"), data, seeds=(0,), device=torch.device("cpu"))
+
+
+@pytest.mark.parametrize("name", ["corinfomax", "fa", "pc-nudge"])
+def test_resume_after_interruption_continues_identically(name, tmp_path):
+    cls = get_rule(name)
+    cfg = dataclasses.replace(cls.preset("synthetic"), epochs=2, hidden=(5,) if name != "pc-nudge" else (5, 4))
+    data = tiny_data()
+    ref, ref_rule = fit(cls, cfg, data, RunContext(dataset="synthetic", out=tmp_path / "ref.nc"))
+
+    class Interrupted(cls):
+        def step(self, x, y, epoch):
+            if epoch == 2:
+                raise RuntimeError("interrupted")
+            return super().step(x, y, epoch)
+
+    out = tmp_path / "run.nc"
+    with pytest.raises(RuntimeError):
+        fit(Interrupted, cfg, data, RunContext(dataset="synthetic", out=out))
+    ds, rule = fit(cls, cfg, data, RunContext(dataset="synthetic", out=out, resume=True))
+    np.testing.assert_allclose(ds["test_accuracy"].values, ref["test_accuracy"].values)
+    np.testing.assert_allclose(ds["train_loss"].values, ref["train_loss"].values, rtol=1e-6)
+    for k, v in ref_rule.params.items():
+        np.testing.assert_allclose(rule.params[k].numpy(), v.numpy(), atol=1e-6)

@@ -62,9 +62,6 @@ class FA(LocalRule):
         self.feedback = {f"F{k}": uniform_init(self.gens, a, (a, b), self.device)
                          for k, (a, b) in enumerate(zip(self.sizes[:-1], self.sizes[1:]))}
         self.opt = torch.optim.Adam(list(self.params.values()), lr=self.config.lr)
-        self.sched = torch.optim.lr_scheduler.StepLR(self.opt, step_size=self.config.lr_step_epochs,
-                                                     gamma=self.config.lr_step_gamma)
-        self.epochs_done = 0
 
     def forward(self, x: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Pre-activations ``a_l`` and activities ``h_l`` (``h_0 = x``; the last layer is linear)."""
@@ -108,9 +105,9 @@ class FA(LocalRule):
 
     @torch.no_grad()
     def step(self, x: torch.Tensor, y: torch.Tensor, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
-        while self.epochs_done < epoch - 1:  # StepLR is stepped once per finished epoch
-            self.sched.step()
-            self.epochs_done += 1
+        c = self.config
+        for group in self.opt.param_groups:  # StepLR(step_size=lr_step_epochs, gamma) stepped per epoch
+            group["lr"] = c.lr * c.lr_step_gamma ** ((epoch - 1) // c.lr_step_epochs)
         loss, scores, grads = self.gradients(x, y)
         for k, g in grads.items():
             self.params[k].grad = g
@@ -132,12 +129,9 @@ class FA(LocalRule):
         return {name: a[0] for name, a in zip(layer_names(self.P), acts)}
 
     def extra_state(self) -> dict[str, Any]:
-        return {"opt": self.opt.state_dict(), "sched": self.sched.state_dict(), "epochs_done": self.epochs_done,
-                "feedback": {k: v.cpu() for k, v in self.feedback.items()}}
+        return {"opt": self.opt.state_dict(), "feedback": {k: v.cpu() for k, v in self.feedback.items()}}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         if state:
             self.opt.load_state_dict(state["opt"])
-            self.sched.load_state_dict(state["sched"])
-            self.epochs_done = int(state["epochs_done"])
             self.feedback = {k: v.to(self.device) for k, v in state["feedback"].items()}
