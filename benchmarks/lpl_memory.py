@@ -7,7 +7,8 @@ makes one batch of view pairs, runs ``--warmup`` optimiser steps, then times ``-
 - images/s = images per step (the two views of ``batch`` images count as ``batch`` images) / mean step time;
 - peak memory: on CPU, the process's peak resident set (``VmHWM``, reset after the warm-up) minus its
   resident set just before the first timed step (model, gradient buffers, Adam moments and batch already
-  allocated), i.e. what one training step adds at its peak; on CUDA,
+  allocated), i.e. what one training step adds at its peak; the children run with
+  ``MALLOC_MMAP_THRESHOLD_=131072`` so that freed tensors go back to the system and RSS follows live memory; on CUDA,
   ``torch.cuda.max_memory_allocated`` minus the memory allocated before the first step.
 
 Layer-local mode backpropagates block by block (each block's graph is freed before the next block runs), so
@@ -62,6 +63,12 @@ def child(mode: str, batch: int, steps: int, warmup: int, device: str, width_sca
     rule = LPL(cfg, data, seeds=(0,), device=dev)
     gen = torch.Generator().manual_seed(0)
     v1, v2 = rule.views.pair(data.x_train.to(dev), gen)
+    t_aug = time.perf_counter()
+    for _ in range(3):
+        rule.views.pair(data.x_train.to(dev), gen)
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    aug_s = (time.perf_counter() - t_aug) / 3  # both SimCLR views of one batch
     for _ in range(warmup):
         rule.train_step(v1, v2, None)
     if dev.type == "cuda":
@@ -83,7 +90,7 @@ def child(mode: str, batch: int, steps: int, warmup: int, device: str, width_sca
     dt = dt_steps / steps
     graph = graph_bytes(rule, v1, v2)
     return {"mode": mode, "images_per_s": batch / dt, "step_s": dt, "peak_mib": peak / 2**20,
-            "graph_mib": graph / 2**20, "threads": torch.get_num_threads(), "device": str(dev)}
+            "graph_mib": graph / 2**20, "views_s": aug_s, "threads": torch.get_num_threads(), "device": str(dev)}
 
 
 def graph_bytes(rule, v1, v2) -> int:
@@ -144,7 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     for mode in ("layer_local", "end_to_end"):
         cmd = [sys.executable, __file__, "--child", mode, "--batch", str(a.batch), "--steps", str(a.steps),
                "--warmup", str(a.warmup), "--device", a.device, "--width-scale", str(a.width_scale)]
-        out = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
+        # a fixed mmap threshold stops glibc from keeping freed tensors in its heap, so RSS follows live memory
+        env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"}
+        out = subprocess.run(cmd, capture_output=True, text=True, env=env)
         if out.returncode != 0:
             print(out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "child failed", file=sys.stderr)
             return 1
@@ -152,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     ll, e2e = res["layer_local"], res["end_to_end"]
     print(f"VGG-11 (width x{a.width_scale}), 3x32x32, batch {a.batch}, {a.steps} timed steps, "
           f"device {ll['device']}, torch threads {ll['threads']}")
+    print(f"SimCLR views (two per image, batched): {ll['views_s']:.3f} s per batch of {a.batch} "
+          f"= {a.batch / ll['views_s']:.0f} images/s")
     kind = "CUDA max_memory_allocated" if ll["device"].startswith("cuda") else "peak RSS"
     print(f"| mode | images/s | s/step | largest autograd graph (MiB) | {kind} added by a step (MiB) |")
     print("|---|---|---|---|---|")
