@@ -397,3 +397,29 @@ def test_resume_after_interruption_continues_identically(name, tmp_path):
     np.testing.assert_allclose(ds["train_loss"].values, ref["train_loss"].values, rtol=1e-6)
     for k, v in ref_rule.params.items():
         np.testing.assert_allclose(rule.params[k].numpy(), v.numpy(), atol=1e-6)
+
+
+def test_table_script_writes_netcdf_markdown_and_figure(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "analyses" / "supervised_table.py"
+    spec = importlib.util.spec_from_file_location("supervised_table", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    argv = ["--rules", "fa,bp", "--datasets", "digits", "--epochs", "1", "--seeds", "0-1", "--out-dir",
+            str(tmp_path), "--set", "hidden=16", "--no-progress"]
+    assert mod.main(argv) == 0
+    with xr.open_dataset(tmp_path / "supervised_table.nc") as ds:
+        assert ds["test_accuracy_mean"].dims == ("rule", "dataset")
+        first = ds["test_accuracy_mean"].values.copy()
+    with xr.open_dataset(tmp_path / "fa_digits.nc") as run:
+        acc = 100 * run["test_accuracy"].isel(epoch=-1).values
+    np.testing.assert_allclose(first[0, 0], acc.mean(), rtol=1e-6)
+    assert "| fa |" in (tmp_path / "supervised_table.md").read_text()
+    assert (tmp_path / "supervised_table.png").stat().st_size > 0
+    assert mod.main(argv) == 0  # finished runs are reused, not retrained
+    with xr.open_dataset(tmp_path / "supervised_table.nc") as ds:
+        np.testing.assert_array_equal(ds["test_accuracy_mean"].values, first)
+    # EP has no 3-layer setting in the paper: a clean error, exit status 2
+    assert mod.main(["--rules", "ep", "--datasets", "digits", "--depth", "3", "--out-dir", str(tmp_path)]) == 2
