@@ -213,7 +213,7 @@ class CorInfoMax(LocalRule):
 
     # --- learning ---------------------------------------------------------------------------------------
     def step(self, x: torch.Tensor, y: torch.Tensor, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
-        c, p = self.config, self.params
+        c = self.config
         y1 = self.one_hot(y)
         a0, r0 = self.free_phase(x, y1)
         scores = r0[-1]

@@ -21,7 +21,6 @@ from abc import abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-import numpy as np
 import torch
 import xarray as xr
 
@@ -43,9 +42,6 @@ class LocalConfig(SupervisedConfig):
     input_norm: Literal["unit", "cifar3std"] = "unit"   # Bozkurt et al. scripts: [0,1]; CIFAR (x-mean)/(3 std)
     train_eval: Literal["running", "full"] = "running"  # running: accuracy of the training-time predictions
     eval_batch_size: int = 1000
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
 
     def n_layers(self) -> int:
         return len(self.hidden) + 1
@@ -214,7 +210,3 @@ class LocalRule(SupervisedRule):
 
 def layer_names(n_layers: int) -> list[str]:
     return [f"fc{i + 1}" for i in range(n_layers)]
-
-
-def as_numpy(t: torch.Tensor) -> np.ndarray:
-    return t.detach().cpu().double().numpy()
