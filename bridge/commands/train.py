@@ -13,8 +13,8 @@ HELP = "train a rate network with a learning rule and write its results to NetCD
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("rule", help="learning rule by name (bp, ...); see 'ratespike train --list'", nargs="?")
     p.add_argument("--list", action="store_true", help="list the rules and datasets and exit")
-    p.add_argument("--dataset", default="mnist", help="mnist, fashion-mnist, cifar10, stl10, digits, synthetic "
-                   "(default mnist)")
+    p.add_argument("--dataset", default="mnist", help="mnist, fashion-mnist, cifar10, stl10, digits, synthetic, "
+                   "gabor (default mnist; 'ratespike train --list' shows all)")
     p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the preset's)")
     add_seed_arguments(p)
     p.add_argument("--out", default=None, help="results file (default RULE_DATASET_sSEED.nc)")
