@@ -277,10 +277,6 @@ class CorInfoMax(LocalRule):
 
     @torch.no_grad()
     def representations(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        saved = self.params
-        self.params = {k: v[:1] for k, v in saved.items()}
-        try:
+        with self.first_seed_only():
             r = self.free_phase(x.unsqueeze(0))[1]
-        finally:
-            self.params = saved
         return {name: ri[0] for name, ri in zip(layer_names(self.P), r)}

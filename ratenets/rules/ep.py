@@ -158,11 +158,7 @@ class EP(LocalRule):
 
     @torch.no_grad()
     def representations(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        saved = self.params
-        self.params = {k: v[:1] for k, v in saved.items()}
-        try:
+        with self.first_seed_only():
             s = self.free_phase(x.unsqueeze(0))
-        finally:
-            self.params = saved
         return {name: si[0] for name, si in zip(layer_names(self.P), s)}
 

@@ -120,12 +120,8 @@ class FA(LocalRule):
 
     @torch.no_grad()
     def representations(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        saved = self.params
-        self.params = {k: v[:1] for k, v in saved.items()}
-        try:
+        with self.first_seed_only():
             acts = self.forward(x.unsqueeze(0))[1][1:]
-        finally:
-            self.params = saved
         return {name: a[0] for name, a in zip(layer_names(self.P), acts)}
 
     def extra_state(self) -> dict[str, Any]:

@@ -16,7 +16,9 @@ Every tensor is batch-first with the seed leading: states ``(seed, batch, unit)`
 """
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from abc import abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -201,11 +203,15 @@ class LocalRule(SupervisedRule):
         out.update(self.epoch_metrics())
         return out
 
-    def one_hot(self, y: torch.Tensor) -> torch.Tensor:
-        return torch.nn.functional.one_hot(y, self.n_out).to(self.x_train.dtype)
-
-    def first_seed(self) -> dict[str, torch.Tensor]:
-        return {k: v[:1] for k, v in self.params.items()}
+    @contextlib.contextmanager
+    def first_seed_only(self) -> Iterator[None]:
+        """Narrow every parameter to the first seed while the block runs (representations are seed 0's)."""
+        saved = self.params
+        self.params = {k: v[:1] for k, v in saved.items()}
+        try:
+            yield
+        finally:
+            self.params = saved
 
 
 def layer_names(n_layers: int) -> list[str]:

@@ -134,12 +134,8 @@ class PCNudge(LocalRule):
 
     @torch.no_grad()
     def representations(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        saved = self.params
-        self.params = {k: v[:1] for k, v in saved.items()}
-        try:
+        with self.first_seed_only():
             mus = self.feedforward(x.unsqueeze(0))
-        finally:
-            self.params = saved
         return {name: (torch.relu(m) if i < self.P - 1 else m)[0]
                 for i, (name, m) in enumerate(zip(layer_names(self.P), mus))}
 
