@@ -139,6 +139,49 @@ def test_corinfomax_angle_recorded_and_stable_bound():
     assert 0 < float(ang.max()) < 180
 
 
+@pytest.mark.parametrize("name", ["corinfomax", "corinfomax-sparse"])
+def test_corinfomax_seed_draws_as_the_authors_scripts(name):
+    """Seed s: initial weights, data orders and nudge signs as ``np.random.seed(s); torch.manual_seed(s)``
+    followed by the authors' constructor, their shuffled DataLoader (plus the per-epoch evaluation passes)
+    and their running product of random signs."""
+    from torch.utils.data import DataLoader
+
+    data = tiny_data(n_train=50)
+    extra = {"lagrange_lr": (1e-6, 1e-6, 0.01)} if name == "corinfomax-sparse" else {}
+    rule = make_rule(name, data=data, seeds=(3, 11), hidden=(5, 4), lr_ff=(0.5, 0.4, 0.3), lr_fb=(0.0, 0.2, 0.1),
+                     **extra)
+    sizes = (6, 5, 4, 3)
+    pairs = list(zip(sizes[:-1], sizes[1:]))
+    for i, seed in enumerate((3, 11)):
+        np.random.seed(seed)
+        torch.manual_seed(seed)
+        wff = [torch.nn.init.xavier_uniform_(torch.randn(b, a)) for a, b in pairs]
+        wfb = [torch.nn.init.xavier_uniform_(torch.eye(a, b)) for a, b in pairs]
+        bs = [torch.nn.init.xavier_uniform_(torch.randn(b, b)) for a, b in pairs]
+        for k in range(3):
+            np.testing.assert_array_equal(rule.params[f"Wf{k}"][i].float().T.numpy(), wff[k].numpy())
+            np.testing.assert_allclose(rule.params[f"B{k}"][i].numpy(), (bs[k] @ bs[k].T).numpy(), atol=1e-6)
+            if k:
+                np.testing.assert_array_equal(rule.params[f"Wb{k}"][i].float().T.numpy(), wfb[k].numpy())
+        train = DataLoader(list(range(50)), batch_size=7, shuffle=True)
+        test = DataLoader(list(range(20)), batch_size=7, shuffle=False)
+        expected = []
+        for _ in range(2):
+            expected.append(torch.cat(list(train)))
+            list(train), list(test)  # the authors' train-set and test-set evaluation after each epoch
+        beta, signs = 1, []
+        for _ in range(6):
+            beta = (2 * np.random.randint(2) - 1) * beta
+            signs.append(beta)
+        if i == 0:
+            orders = [rule.epoch_order() for _ in range(2)]
+            got_signs = [rule.random_signs().view(-1).tolist() for _ in range(6)]
+        for e in range(2):
+            assert orders[e][i].tolist() == expected[e].tolist()
+        assert [s[i] for s in got_signs] == signs
+    assert {s for row in got_signs for s in row} == {-1.0, 1.0}
+
+
 # --- EP / CSM ------------------------------------------------------------------------------------------------
 
 def _ep_setup(name="ep"):

@@ -163,9 +163,14 @@ class LocalRule(SupervisedRule):
         s = [float(torch.randint(0, 2, (1,), generator=g).item()) * 2 - 1 for g in self.gens]
         return torch.tensor(s, device=self.device).view(-1, 1, 1)
 
+    def epoch_order(self) -> torch.Tensor:
+        """This epoch's order of the training set for every seed, ``(seed, n)``, from each seed's generator."""
+        n = len(self.y_train)
+        return torch.stack([torch.randperm(n, generator=g) for g in self.gens])
+
     def train_epoch(self, epoch: int) -> dict[str, xr.DataArray]:
         n, bs, S = len(self.y_train), self.config.batch_size, len(self.seeds)
-        perms = torch.stack([torch.randperm(n, generator=g) for g in self.gens]).to(self.device)  # (seed, n)
+        perms = self.epoch_order().to(self.device)  # (seed, n)
         nb = math.ceil(n / bs)
         loss_sum = torch.zeros(S, device=self.device, dtype=torch.float64)
         correct = torch.zeros(S, device=self.device, dtype=torch.float64)
