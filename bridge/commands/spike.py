@@ -64,8 +64,17 @@ def run(args: argparse.Namespace) -> int:
 
     from bridge.io import write_run
 
+    kw = {}
+    if getattr(cfg, "segment_s", 0) > 0:
+        if args.device != "runtime":
+            raise ConfigError(f"segment_s needs --device runtime (a {args.device} binary hands its results back "
+                              "only when it ends); drop --set segment_s or use --device runtime")
+        def keep(ds_part, groups_part):  # an interrupted run keeps the file of its last completed segment
+            write_run(ds_part, out, groups=groups_part)
+
+        kw["on_segment"] = keep
     ds, groups = mod.simulate(cfg, seed=args.seed, device=args.device, build_root=args.build_root,
-                              threads=args.threads, progress=not args.no_progress and sys.stderr.isatty())
+                              threads=args.threads, progress=not args.no_progress and sys.stderr.isatty(), **kw)
     write_run(ds, out, groups=groups)
     a = ds.attrs
     print(f"{args.experiment} on {args.device}: simulated {a['simulated_time_s']:g} s in {a['wall_time_s']:.2f} s "

@@ -49,7 +49,7 @@ def spike_variables(name: str, times_s: np.ndarray, neurons: np.ndarray, n_neuro
 def binned_counts(times_s: np.ndarray, neurons: np.ndarray, n_neurons: int, t0: float, t1: float,
                   bin_s: float) -> np.ndarray:
     """Spike counts in bins of ``bin_s`` over [t0, t1); shape (n_bins, n_neurons)."""
-    n_bins = int(np.floor((t1 - t0) / bin_s + 1e-9))
+    n_bins = max(0, int(np.floor((t1 - t0) / bin_s + 1e-9)))
     out = np.zeros((n_bins, n_neurons), dtype=np.float32)
     if n_bins == 0:
         return out

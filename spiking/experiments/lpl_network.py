@@ -57,6 +57,7 @@ class Config(NeuronConfig, LPLConfig, ISTDPConfig, InputConfig):
     rate_bin_s: float = 10.0         # spike-count sampling of every E and I cell
     weight_snapshot_s: float = 100.0  # weight snapshots (plus the final weights)
     trace_dt_s: float = 10.0         # sampling of the E cells' rate and variance traces
+    segment_s: float = 0.0           # runtime device: write the results file every segment_s (0 = at the end)
 
     def __post_init__(self) -> None:
         validate_neuron(self)
@@ -65,6 +66,8 @@ class Config(NeuronConfig, LPLConfig, ISTDPConfig, InputConfig):
         validate_inputs(self)
         if not self.duration_s > 0:
             raise ConfigError(f"duration_s must be > 0 seconds, got {self.duration_s!r}")
+        if self.segment_s < 0:
+            raise ConfigError(f"segment_s must be >= 0 (0 = no segments), got {self.segment_s!r}")
         check_positive(self, "n_exc", "record_last_s", "rate_bin_s", "weight_snapshot_s", "trace_dt_s",
                        "ei_width")
         if self.n_inh < 0:
@@ -113,19 +116,33 @@ def connectivity(cfg: Config, seed: int) -> dict[str, tuple[np.ndarray, np.ndarr
 
 
 def simulate(cfg: Config, *, seed: int = 0, device: str = "cpp_standalone", build_root=None, threads: int = 1,
-             progress: bool = False) -> tuple[xr.Dataset, dict[str, xr.Dataset]]:
-    """Simulate the Fig. 5 network; returns the run Dataset and its ``representations/E`` group."""
+             progress: bool = False, on_segment=None) -> tuple[xr.Dataset, dict[str, xr.Dataset]]:
+    """Simulate the Fig. 5 network; returns the run Dataset and its ``representations/E`` group.
+
+    Parameters
+    ----------
+    on_segment : callable(ds, groups), optional
+        Runtime device with ``segment_s > 0``: called with the results so far after every completed segment
+        (the CLI rewrites the results file there, so an interrupted run keeps its last segment). A
+        standalone binary runs all segments in one process and cannot hand results back before it ends.
+    """
     from spiking.devices import use_device
     from spiking.experiments.common import run_attrs
 
     with use_device(device, seed=seed, dt_ms=cfg.dt_ms, build_root=build_root, threads=threads) as dev:
-        ds, groups = _simulate(effective(cfg), seed=seed, dev=dev, progress=progress)
+        def partial(ds, groups):
+            ds.attrs.update(run_attrs(cfg, experiment="lpl-network", seed=seed, dev=dev))
+            ds.attrs.update(condition=cfg.condition, complete=0)
+            on_segment(ds, groups)
+
+        ds, groups = _simulate(effective(cfg), seed=seed, dev=dev, progress=progress,
+                               on_segment=partial if on_segment is not None else None)
         ds.attrs.update(run_attrs(cfg, experiment="lpl-network", seed=seed, dev=dev))
-        ds.attrs["condition"] = cfg.condition
+        ds.attrs.update(condition=cfg.condition, complete=1)
     return ds, groups
 
 
-def _simulate(cfg: Config, *, seed: int, dev, progress: bool):
+def _simulate(cfg: Config, *, seed: int, dev, progress: bool, on_segment=None):
     from brian2 import Network, SpikeMonitor, StateMonitor, Synapses, mV, ms, second
 
     from bridge.reps import representation
@@ -150,16 +167,18 @@ def _simulate(cfg: Config, *, seed: int, dev, progress: bool):
     inh = None
     if cfg.n_inh > 0:
         inh = lif_group(cfg.n_inh, cfg, name="inh")
-        s_ei = Synapses(exc, inh, "w : 1", on_pre="g_ampa_post += w", delay=cfg.delay_ms * ms, name="ei")
-        s_ei.connect(i=conn["ei"][0], j=conn["ei"][1])
-        s_ei.w = cfg.w_ei
         syn_ie = istdp_synapses(inh, exc, cfg, i=conn["ie"][0], j=conn["ie"][1], w0=cfg.w_ie,
                                 delay_ms=cfg.delay_ms, plastic=cfg.condition != "inhib-fixed",
                                 plasticity_start_s=cfg.plasticity_start_s, name="ie")
-        s_ii = Synapses(inh, inh, "w : 1", on_pre="g_gaba_post += w", delay=cfg.delay_ms * ms, name="ii")
-        s_ii.connect(i=conn["ii"][0], j=conn["ii"][1])
-        s_ii.w = cfg.w_ii
-        objs += [inh, s_ei, syn_ie, s_ii]
+        objs += [inh, syn_ie]
+        for key, src, tgt, target_var, w in (("ei", exc, inh, "g_ampa_post", cfg.w_ei),
+                                             ("ii", inh, inh, "g_gaba_post", cfg.w_ii)):
+            if len(conn[key][0]) == 0:  # a tiny net can draw no synapse of a kind (Brian2 cannot hold none)
+                continue
+            static = Synapses(src, tgt, "w : 1", on_pre=f"{target_var} += w", delay=cfg.delay_ms * ms, name=key)
+            static.connect(i=conn[key][0], j=conn[key][1])
+            static.w = w
+            objs.append(static)
     # recording
     sp_e = SpikeMonitor(exc, name="spikes_e")
     spikes = {"E": sp_e}
@@ -176,89 +195,102 @@ def _simulate(cfg: Config, *, seed: int, dev, progress: bool):
     tr_mon = StateMonitor(exc, ["m", "sigma2"], record=True, dt=cfg.trace_dt_s * second, name="traces_e")
     mons = [*spikes.values(), *counts.values(), *w_mon.values(), tr_mon]
     net = Network(*objs, *mons)
-    t_rec = max(0.0, cfg.duration_s - cfg.record_last_s)
-    # segment 1 without spike recording, segment 2 (the analysis window) with it
-    report = "stderr" if progress else None
-    if t_rec > 0:
-        for m in spikes.values():
-            m.active = False
-        dev.run(net, t_rec, report=report)
-        for m in spikes.values():
-            m.active = True
-    dev.run(net, cfg.duration_s - t_rec, report=report)
-    dev.finish()
 
-    # ---- read back into xarray ----
-    data: dict[str, xr.DataArray] = {}
-    n_in = 5 * cfg.n_per_population
-    sizes = {"E": cfg.n_exc, "I": cfg.n_inh, "input": n_in}
-    long = {"E": "excitatory cells", "I": "inhibitory cells", "input": "input neurons"}
-    spk = {}
-    for key, mon in spikes.items():
-        t = np.asarray(mon.t[:] / second, dtype=np.float64)
-        i = np.asarray(mon.i[:], dtype=np.int64)
-        spk[key] = (t, i)
-        data.update(spike_variables(key, t, i, sizes[key], long[key]))
-    window = cfg.duration_s - t_rec
-    for key, (t, i) in spk.items():
-        r = np.bincount(i, minlength=sizes[key]) / window
-        data[f"rate_window_{key}"] = xr.DataArray(r, dims=(f"neuron_{key}",), attrs={
-            "units": "Hz", "long_name": f"rate of each of the {long[key]} in the recorded window"})
-    for key, mon in counts.items():
-        c = np.asarray(mon.nspk[:], dtype=np.float64).T  # (sample, neuron)
-        tt = np.asarray(mon.t[:] / second)
-        final = np.asarray((exc if key == "E" else inh).nspk[:], dtype=np.float64)
-        c = np.vstack([c, final[None, :]])
-        tt = np.append(tt, cfg.duration_s)
-        if len(tt) >= 2:
-            rates = np.diff(c, axis=0) / np.diff(tt)[:, None]  # (bin, neuron)
-            dim = f"rate_time_{key}"
-            data[f"rate_{key}"] = xr.DataArray(rates, dims=(dim, f"neuron_{key}"), attrs={
-                "units": "Hz", "long_name": f"firing rate of each of the {long[key]} per bin"})
-            data[f"population_rate_{key}"] = xr.DataArray(rates.mean(1), dims=(dim,), attrs={
-                "units": "Hz", "long_name": f"mean firing rate of the {long[key]} per bin"})
-            data[dim] = xr.DataArray(tt[:-1], dims=(dim,), attrs={"units": "s", "long_name": "start of the bin"})
-    for key, syn in (("input", syn_in), ("ie", syn_ie)):
-        if syn is None:
+    def collect(t_now: float):
+        """Everything recorded up to t_now as (Dataset, groups)."""
+        data: dict[str, xr.DataArray] = {}
+        n_in = 5 * cfg.n_per_population
+        sizes = {"E": cfg.n_exc, "I": cfg.n_inh, "input": n_in}
+        long = {"E": "excitatory cells", "I": "inhibitory cells", "input": "input neurons"}
+        spk = {}
+        for key, mon in spikes.items():
+            t = np.asarray(mon.t[:] / second, dtype=np.float64)
+            i = np.asarray(mon.i[:], dtype=np.int64)
+            spk[key] = (t, i)
+            data.update(spike_variables(key, t, i, sizes[key], long[key]))
+        window = max(t_now - t_rec, 1e-12)
+        for key, (t, i) in spk.items():
+            r = np.bincount(i, minlength=sizes[key]) / window
+            data[f"rate_window_{key}"] = xr.DataArray(r, dims=(f"neuron_{key}",), attrs={
+                "units": "Hz", "long_name": f"rate of each of the {long[key]} in the recorded window"})
+        for key, mon in counts.items():
+            c = np.asarray(mon.nspk[:], dtype=np.float64).T  # (sample, neuron)
+            tt = np.asarray(mon.t[:] / second)
+            final = np.asarray((exc if key == "E" else inh).nspk[:], dtype=np.float64)
+            c = np.vstack([c, final[None, :]])
+            tt = np.append(tt, t_now)
+            if len(tt) >= 2:
+                rates = np.diff(c, axis=0) / np.diff(tt)[:, None]  # (bin, neuron)
+                dim = f"rate_time_{key}"
+                data[f"rate_{key}"] = xr.DataArray(rates, dims=(dim, f"neuron_{key}"), attrs={
+                    "units": "Hz", "long_name": f"firing rate of each of the {long[key]} per bin"})
+                data[f"population_rate_{key}"] = xr.DataArray(rates.mean(1), dims=(dim,), attrs={
+                    "units": "Hz", "long_name": f"mean firing rate of the {long[key]} per bin"})
+                data[dim] = xr.DataArray(tt[:-1], dims=(dim,), attrs={"units": "s", "long_name": "start of the bin"})
+        for key, syn in (("input", syn_in), ("ie", syn_ie)):
+            if syn is None:
+                continue
+            pre_i = np.asarray(syn.i[:], dtype=np.int32)
+            post_j = np.asarray(syn.j[:], dtype=np.int32)
+            sdim = f"synapse_{key}"
+            data[f"w_{key}_pre"] = xr.DataArray(pre_i, dims=(sdim,), attrs={"long_name": "presynaptic index"})
+            data[f"w_{key}_post"] = xr.DataArray(post_j, dims=(sdim,), attrs={"long_name": "postsynaptic index"})
+            data[f"w_{key}_final"] = xr.DataArray(np.asarray(syn.w[:], dtype=np.float32), dims=(sdim,), attrs={
+                "units": "1", "long_name": f"{key} weights at the end (conductance / leak conductance)"})
+            if key in w_mon:
+                mon = w_mon[key]
+                snap = np.asarray(mon.w[:], dtype=np.float32).T  # (snapshot, synapse)
+                tdim = f"snapshot_time_{key}"
+                data[f"w_{key}"] = xr.DataArray(snap, dims=(tdim, sdim), attrs={
+                    "units": "1", "long_name": f"{key} weights at the snapshot times"})
+                data[tdim] = xr.DataArray(np.asarray(mon.t[:] / second), dims=(tdim,), attrs={"units": "s"})
+        data["trace_time"] = xr.DataArray(np.asarray(tr_mon.t[:] / second), dims=("trace_time",),
+                                          attrs={"units": "s"})
+        data["rate_estimate_E"] = xr.DataArray(np.asarray(tr_mon.m[:]).T / cfg.tau_mean_s,
+                                               dims=("trace_time", "neuron_E"), attrs={
+                                                   "units": "Hz", "long_name": "LPL rate trace m / tau_mean"})
+        data["sigma2_E"] = xr.DataArray(np.asarray(tr_mon.sigma2[:]).T, dims=("trace_time", "neuron_E"), attrs={
+            "units": "Hz", "long_name": "LPL variance trace sigma2 (~ rate in Hz, erratum Issue #4)"})
+        # inputs' rate time courses over the recorded window, 10 ms steps
+        step = cfg.sample_ms * 1e-3
+        rates_in = population_rates(cfg, t_now, step)[int(round(t_rec / step)):]  # (time, population)
+        data["input_rate"] = xr.DataArray(rates_in, dims=("input_time", "population"), attrs={
+            "units": "Hz", "long_name": "rate of each input population"})
+        data["input_time"] = xr.DataArray(t_rec + np.arange(len(rates_in)) * step, dims=("input_time",),
+                                          attrs={"units": "s"})
+        data["input_population"] = xr.DataArray(np.repeat(np.arange(5), cfg.n_per_population),
+                                                dims=("neuron_input",), attrs={"long_name": "population index"})
+        ds = xr.Dataset(data, coords={"population": list(POPULATIONS)},
+                        attrs={"simulated_until_s": float(t_now)})  # < duration_s in a partial (segment) file
+        bin_s = 0.025
+        x = binned_counts(*spk["E"], cfg.n_exc, t_rec, t_now, bin_s)  # (time, unit)
+        rep = representation(x, layer="E", sample_dim="time", units="count", time_step_s=bin_s,
+                             attrs={"t_start_s": t_rec, "bin_s": bin_s})
+        rep = rep.assign_coords(time=t_rec + np.arange(x.shape[0]) * bin_s)
+        rep["time"].attrs.update(units="s", long_name="start of the time bin")
+        return ds, {"representations/E": rep}
+
+    t_rec = max(0.0, cfg.duration_s - cfg.record_last_s)
+    report = "stderr" if progress else None
+    # two phases: without spike recording, then the analysis window with it; in runtime mode each phase is
+    # cut into segments of segment_s and the results so far are handed to on_segment after each one
+    seg = cfg.segment_s if (cfg.segment_s > 0 and not dev.standalone and on_segment is not None) else np.inf
+    t_now = 0.0
+    for length, record in ((t_rec, False), (cfg.duration_s - t_rec, True)):
+        if length <= 0:
             continue
-        pre_i = np.asarray(syn.i[:], dtype=np.int32)
-        post_j = np.asarray(syn.j[:], dtype=np.int32)
-        sdim = f"synapse_{key}"
-        data[f"w_{key}_pre"] = xr.DataArray(pre_i, dims=(sdim,), attrs={"long_name": "presynaptic index"})
-        data[f"w_{key}_post"] = xr.DataArray(post_j, dims=(sdim,), attrs={"long_name": "postsynaptic index"})
-        data[f"w_{key}_final"] = xr.DataArray(np.asarray(syn.w[:], dtype=np.float32), dims=(sdim,), attrs={
-            "units": "1", "long_name": f"{key} weights at the end (conductance / leak conductance)"})
-        if key in w_mon:
-            mon = w_mon[key]
-            snap = np.asarray(mon.w[:], dtype=np.float32).T  # (snapshot, synapse)
-            tdim = f"snapshot_time_{key}"
-            data[f"w_{key}"] = xr.DataArray(snap, dims=(tdim, sdim), attrs={
-                "units": "1", "long_name": f"{key} weights at the snapshot times"})
-            data[tdim] = xr.DataArray(np.asarray(mon.t[:] / second), dims=(tdim,), attrs={"units": "s"})
-    data["trace_time"] = xr.DataArray(np.asarray(tr_mon.t[:] / second), dims=("trace_time",),
-                                      attrs={"units": "s"})
-    data["rate_estimate_E"] = xr.DataArray(np.asarray(tr_mon.m[:]).T / cfg.tau_mean_s,
-                                           dims=("trace_time", "neuron_E"), attrs={
-                                               "units": "Hz", "long_name": "LPL rate trace m / tau_mean"})
-    data["sigma2_E"] = xr.DataArray(np.asarray(tr_mon.sigma2[:]).T, dims=("trace_time", "neuron_E"), attrs={
-        "units": "Hz", "long_name": "LPL variance trace sigma2 (~ rate in Hz, erratum Issue #4)"})
-    # inputs' rate time courses over the recorded window, 10 ms steps
-    step = cfg.sample_ms * 1e-3
-    rates_in = population_rates(cfg, cfg.duration_s, step)[int(round(t_rec / step)):]  # (time, population)
-    data["input_rate"] = xr.DataArray(rates_in, dims=("input_time", "population"), attrs={
-        "units": "Hz", "long_name": "rate of each input population"})
-    data["input_time"] = xr.DataArray(t_rec + np.arange(len(rates_in)) * step, dims=("input_time",),
-                                      attrs={"units": "s"})
-    data["input_population"] = xr.DataArray(np.repeat(np.arange(5), cfg.n_per_population),
-                                            dims=("neuron_input",), attrs={"long_name": "population index"})
-    ds = xr.Dataset(data, coords={"population": list(POPULATIONS)})
-    bin_s = 0.025
-    x = binned_counts(*spk["E"], cfg.n_exc, t_rec, cfg.duration_s, bin_s)  # (time, unit)
-    rep = representation(x, layer="E", sample_dim="time", units="count", time_step_s=bin_s,
-                         attrs={"t_start_s": t_rec, "bin_s": bin_s})
-    rep = rep.assign_coords(time=t_rec + np.arange(x.shape[0]) * bin_s)
-    rep["time"].attrs.update(units="s", long_name="start of the time bin")
-    return ds, {"representations/E": rep}
+        for m in spikes.values():
+            m.active = record
+        left = length
+        while left > 1e-9:
+            chunk = min(seg, left)
+            dev.run(net, chunk, report=report)
+            t_now += chunk
+            left -= chunk
+            if np.isfinite(seg) and t_now < cfg.duration_s - 1e-9:
+                on_segment(*collect(t_now))
+    dev.finish()
+    return collect(cfg.duration_s)
 
 
 def summary(ds: xr.Dataset) -> list[str]:
