@@ -182,6 +182,11 @@ def test_corinfomax_seed_draws_as_the_authors_scripts(name):
     assert {s for row in got_signs for s in row} == {-1.0, 1.0}
 
 
+def test_corinfomax_refuses_seeds_beyond_numpys_range():
+    with pytest.raises(ConfigError, match="seeds must be < 2\\*\\*32"):
+        make_rule("corinfomax", seeds=(2 ** 32,))
+
+
 # --- EP / CSM ------------------------------------------------------------------------------------------------
 
 def _ep_setup(name="ep"):
