@@ -8,11 +8,13 @@ status 2; anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
-from bridge.errors import RatespikeError, unknown_choice
+from bridge.errors import RatespikeError, StopSignal, unknown_choice
 
 #: subcommand -> module; the order is the order of ``ratespike --help``
 COMMANDS: dict[str, str] = {
@@ -50,26 +52,66 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_WRITE_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``ratespike`` command line; returns the exit status."""
+    """Run the ``ratespike`` command line; returns the exit status.
+
+    Exit status: 0 done; 2 bad input or an unwritable/unreadable file (one line on stderr); 128 + signum
+    when SIGTERM (143) or SIGINT (130) stopped the command at a safe point; 141 when the reader of stdout
+    went away (``ratespike info run.nc | head``).
+    """
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:
         return int(e.code) if isinstance(e.code, int) else 2
+    from bridge.io import install_stop_handlers
+
+    install_stop_handlers()
     try:
-        return int(args._run(args) or 0)
+        status = int(args._run(args) or 0)
+        sys.stdout.flush()
+        return status
     except RatespikeError as e:
         print(f"ratespike: error: {e}", file=sys.stderr)
         return 2
+    except StopSignal as e:
+        print(f"ratespike: {e}", file=sys.stderr)
+        return 128 + e.signum
     except KeyboardInterrupt:
         print("ratespike: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        _silence_stdout()
+        return 141
+    except OSError as e:
+        if e.errno not in _WRITE_ERRNOS:
+            raise
+        where = f" {e.filename!r}" if e.filename else ""
+        print(f"ratespike: error: cannot write{where}: {e.strerror}", file=sys.stderr)
+        return 2
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's final flush does not fail a second time."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def entry() -> None:
     """Console-script entry point."""
-    sys.exit(main())
+    status = main()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+        status = 141
+    sys.exit(status)
 
 
 if __name__ == "__main__":

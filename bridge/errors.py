@@ -31,3 +31,25 @@ def unknown_choice(kind: str, value: str, choices: Iterable[str]) -> ConfigError
     close = difflib.get_close_matches(value, choices, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     return ConfigError(f"unknown {kind} {value!r}{hint} (choices: {', '.join(choices)})")
+
+
+class StopSignal(BaseException):
+    """SIGTERM or SIGINT arrived: stop at the next safe point (never inside a write).
+
+    A ``BaseException`` like ``KeyboardInterrupt``, so that no ``except Exception`` in a rule swallows it. The
+    CLI prints one line and exits with ``128 + signum`` (143 for SIGTERM, 130 for SIGINT).
+    """
+
+    def __init__(self, signum: int, note: str = "") -> None:
+        super().__init__(signum, note)
+        self.signum = int(signum)
+        self.note = note
+
+    def __str__(self) -> str:
+        import signal
+
+        try:
+            name = signal.Signals(self.signum).name
+        except ValueError:
+            name = f"signal {self.signum}"
+        return f"stopped by {name}" + (f"; {self.note}" if self.note else "")

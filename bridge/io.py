@@ -4,17 +4,26 @@ A run file holds one :class:`xarray.Dataset` at its root (curves and scalars, pr
 attributes) and, optionally, child groups (``/representations/<layer>``) for arrays whose dimensions
 differ per layer. The schema is documented in ``docs/results-format.md``.
 
-Writes are atomic: the file is written under a temporary name in the target directory and renamed
-over the target only when complete, so a crash leaves either the old file or the new one.
+Writes are atomic: the file is written under a temporary name in the target directory (created with the
+mode the umask allows), flushed to disk (``fsync`` of file and directory) and renamed over the target only
+when complete, so a crash leaves either the old file or the new one. A temporary file is removed on every
+exit path Python sees; one left by a killed process (SIGKILL) is removed by the next write to the same
+target. While a write runs, SIGTERM and SIGINT are held back (:func:`deferred_signals`), so a stop never
+falls inside a write.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import errno
 import json
 import os
 import platform
-import tempfile
-from collections.abc import Mapping
+import secrets
+import signal
+import socket
+import stat
+from collections.abc import Iterator, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -22,7 +31,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from bridge.errors import ResultsFileError
+from bridge.errors import ResultsFileError, StopSignal
 
 SCHEMA_VERSION = "1"
 CONVENTIONS = "CF-1.8"
@@ -110,43 +119,218 @@ def provenance(*, kind: str, config_json: str, seed: int | list[int], extra: Map
     return attrs
 
 
-def check_writable(path: str | os.PathLike) -> Path:
-    """Check, before any expensive work, that ``path`` can be written; return it as a Path.
+# --- stopping cleanly on SIGTERM / SIGINT ---------------------------------------------------------------
+_critical = 0                    # depth of deferred_signals() blocks
+_pending: int | None = None      # a signal that arrived inside one
+
+
+def _on_signal(signum, frame) -> None:  # noqa: ARG001 - the signal-handler signature
+    global _pending
+    if _critical > 0:
+        _pending = signum
+        return
+    raise StopSignal(signum)
+
+
+def install_stop_handlers() -> None:
+    """Turn SIGTERM and SIGINT into :class:`~bridge.errors.StopSignal`, held back inside writes.
+
+    A no-op outside the main thread (where Python cannot install signal handlers).
+    """
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            signal.signal(sig, _on_signal)
+        except ValueError:
+            return
+
+
+@contextlib.contextmanager
+def deferred_signals() -> Iterator[None]:
+    """Hold back SIGTERM/SIGINT while the block runs (a write, or the writes of one epoch); raise after it."""
+    global _critical, _pending
+    _critical += 1
+    try:
+        yield
+    finally:
+        _critical -= 1
+        if _critical == 0 and _pending is not None:
+            signum, _pending = _pending, None
+            raise StopSignal(signum)
+
+
+# --- output paths ---------------------------------------------------------------------------------------
+_MAGIC = {"netcdf": (b"\x89HDF\r\n\x1a\n", b"CDF\x01", b"CDF\x02", b"CDF\x05"), "png": (b"\x89PNG\r\n\x1a\n",),
+          "checkpoint": (b"PK\x03\x04",)}
+_KIND_NAME = {"netcdf": "a ratespike results file", "png": "a PNG image", "checkpoint": "a checkpoint"}
+
+
+def _probe_directory(parent: Path) -> None:
+    """Create and delete a file in ``parent``: the only test of writability that holds for root too."""
+    name = parent / f".ratespike-probe.{os.getpid()}.{secrets.token_hex(4)}"
+    try:
+        fd = os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except OSError as e:
+        raise ResultsFileError(f"output directory {str(parent)!r} is not writable ({e.strerror})") from None
+    os.close(fd)
+    try:
+        os.unlink(name)
+    except OSError:
+        pass
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return os.path.abspath(a) == os.path.abspath(b)
+
+
+def check_writable(path: str | os.PathLike, *, inputs: Sequence[str | os.PathLike] = (),
+                   kind: str | None = None) -> Path:
+    """Check, before any expensive work, that ``path`` can be written as a new regular file; return it.
+
+    Parameters
+    ----------
+    path : path-like
+        The output file.
+    inputs : paths
+        Files the command reads; the output may be none of them.
+    kind : {"netcdf", "png", "checkpoint"}, optional
+        What will be written: an existing non-empty file at ``path`` is replaced only if it is of that kind
+        (a results file is never overwritten by a PNG, nor a text file by a results file).
 
     Raises
     ------
     ResultsFileError
-        If the parent directory does not exist and cannot be created, or is not writable, or the path
-        is a directory.
+        If the path names a folder (``newdir/``, an existing directory), exists and is not a regular file
+        (FIFO, device, socket), is one of ``inputs``, holds a file of another kind, or its folder cannot be
+        created or written (tried by creating a file there, not with ``os.access``, which is true for root
+        on read-only places such as ``/proc``).
     """
-    p = Path(path)
-    if p.is_dir():
-        raise ResultsFileError(f"output path {str(p)!r} is a directory, expected a file name such as run.nc")
+    text = os.fspath(path)
+    if not text or text.endswith(("/", os.sep)):
+        raise ResultsFileError(f"output path {text!r} names a folder, expected a file name such as run.nc")
+    p = Path(text)
+    for src in inputs:
+        if _same_file(p, Path(src)):
+            raise ResultsFileError(f"output path {text!r} is also an input; choose another --out")
+    try:
+        st = os.stat(p)
+    except FileNotFoundError:
+        st = None
+    except OSError as e:
+        raise ResultsFileError(f"output path {text!r} cannot be used ({e.strerror})") from None
+    if st is not None:
+        if stat.S_ISDIR(st.st_mode):
+            raise ResultsFileError(f"output path {text!r} is a directory, expected a file name such as run.nc")
+        if not stat.S_ISREG(st.st_mode):
+            raise ResultsFileError(f"output path {text!r} exists and is not a regular file (a FIFO, device or "
+                                   "socket); refusing to replace it")
+        if kind is not None and st.st_size > 0:
+            try:
+                with open(p, "rb") as f:
+                    head = f.read(8)
+            except OSError as e:
+                raise ResultsFileError(f"output path {text!r} cannot be read ({e.strerror})") from None
+            if not head.startswith(_MAGIC[kind]):
+                raise ResultsFileError(f"output path {text!r} exists and is not {_KIND_NAME[kind]}; "
+                                       "refusing to replace it")
     parent = p.parent if str(p.parent) else Path(".")
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ResultsFileError(f"cannot create output directory {str(parent)!r}: {e.strerror}") from None
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ResultsFileError(f"output directory {str(parent)!r} is not writable")
+    if not parent.is_dir():
+        raise ResultsFileError(f"cannot create output directory {str(parent)!r}: not a directory")
+    _probe_directory(parent)
     return p
 
 
-def atomic_write(path: str | os.PathLike, writer) -> Path:
-    """Call ``writer(tmp_path)`` then rename the temporary file over ``path``; clean up on failure."""
-    p = check_writable(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    os.close(fd)
+def _tmp_prefix(p: Path) -> str:
+    return f".{p.name}.{socket.gethostname()}."
+
+
+def _remove_stale_temps(p: Path) -> None:
+    """Delete temporary files of ``p`` left by killed processes of this host (their pid no longer runs)."""
+    prefix = _tmp_prefix(p)
     try:
-        writer(tmp)
-        os.replace(tmp, p)
-    except BaseException:
+        names = os.listdir(p.parent if str(p.parent) else ".")
+    except OSError:
+        return
+    for name in names:
+        if not (name.startswith(prefix) and name.endswith(".tmp")):
+            continue
+        pid_text = name[len(prefix):].split(".", 1)[0]
+        if not pid_text.isdigit():
+            continue
         try:
-            os.unlink(tmp)
-        except OSError:
+            os.kill(int(pid_text), 0)
+            continue  # that process still runs
+        except ProcessLookupError:
             pass
+        except OSError:
+            continue
+        with contextlib.suppress(OSError):
+            os.unlink(p.parent / name)
+
+
+def _fsync_path(path: str | os.PathLike, directory: bool = False) -> None:
+    flags = os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        if directory:
+            return  # some file systems do not open directories; the data are synced
         raise
+    try:
+        os.fsync(fd)
+    except OSError as e:
+        if not directory or e.errno not in (errno.EINVAL, errno.EBADF, errno.ENOTSUP):
+            raise
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: str | os.PathLike, writer, *, what: str = "file") -> Path:
+    """Call ``writer(tmp_path)`` then rename the temporary file over ``path``; clean up on failure.
+
+    The temporary file is created with mode ``0o666`` less the umask (as ``open`` would), synced to disk,
+    and renamed; the folder is synced after the rename. SIGTERM/SIGINT wait until the write has finished.
+
+    Raises
+    ------
+    ResultsFileError
+        ``cannot write <what> <path>: <reason>`` for any OS error (no space, read-only file system, ...),
+        including the ``RuntimeError`` by which netCDF4/HDF5 and torch report failed writes.
+    """
+    p = check_writable(path)
+    with deferred_signals():
+        _remove_stale_temps(p)
+        tmp = str(p.parent / f"{_tmp_prefix(p)}{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        try:
+            fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+            os.close(fd)
+            writer(tmp)
+            _fsync_path(tmp)
+            os.replace(tmp, p)
+            _fsync_path(p.parent if str(p.parent) else ".", directory=True)
+        except BaseException as e:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            if isinstance(e, OSError):
+                raise ResultsFileError(f"cannot write {what} {str(p)!r}: {e.strerror or e}") from None
+            if isinstance(e, RuntimeError) and _looks_like_io(e):
+                raise ResultsFileError(f"cannot write {what} {str(p)!r}: {e}") from None
+            raise
     return p
+
+
+def _looks_like_io(e: RuntimeError) -> bool:
+    """netCDF4 (HDF error, ENOSPC), torch (file write failed) and matplotlib report I/O as RuntimeError."""
+    text = str(e).lower()
+    return any(k in text for k in ("hdf error", "netcdf", "write", "space", "errno", "permission", "file"))
 
 
 def write_run(ds: xr.Dataset, path: str | os.PathLike,
@@ -169,10 +353,7 @@ def write_run(ds: xr.Dataset, path: str | os.PathLike,
         for name, g in (groups or {}).items():
             _clean(g).to_netcdf(tmp, mode="a", group=name, engine=ENGINE)
 
-    try:
-        return atomic_write(path, _write)
-    except OSError as e:
-        raise ResultsFileError(f"cannot write results file {str(path)!r}: {e.strerror or e}") from None
+    return atomic_write(path, _write, what="results file")
 
 
 def _open(path: Path, group: str | None = None) -> xr.Dataset:

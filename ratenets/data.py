@@ -135,6 +135,9 @@ def read_idx(path: Path) -> np.ndarray:
     if magic not in (2049, 2051):
         raise DataError(f"{str(path)!r} is not an IDX file (magic number {magic}); delete it and download it again")
     ndim = magic - 2048
+    if len(raw) < 4 + 4 * ndim:
+        raise DataError(f"{str(path)!r} is truncated: its IDX header needs {4 + 4 * ndim} bytes, the file has "
+                        f"{len(raw)}; delete it and download it again")
     dims = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
     data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
     if data.size != int(np.prod(dims)):
@@ -177,12 +180,32 @@ def _cached_idx(path: Path) -> np.ndarray:
     return arr
 
 
+def _first_missing(p: Path) -> Path | None:
+    """The topmost folder of ``p`` that does not exist yet (None if ``p`` exists)."""
+    missing = None
+    for q in [p, *p.parents]:
+        if q.exists():
+            break
+        missing = q
+    return missing
+
+
 def _writable(p: Path) -> bool:
+    """Whether files can be created in ``p``, tried by creating one (``os.access`` is true for root on
+    read-only places); a folder created for the test is removed again."""
+    created = _first_missing(p)
     try:
         p.mkdir(parents=True, exist_ok=True)
+        probe = p / f".ratespike-probe.{os.getpid()}"
+        fd = os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        os.close(fd)
+        os.unlink(probe)
+        return True
     except OSError:
         return False
-    return os.access(p, os.W_OK)
+    finally:
+        if created is not None:
+            _remove_empty_dirs(created, set())
 
 
 def _download_target(root: Path) -> Path:
@@ -209,11 +232,12 @@ def _remove_empty_dirs(top: Path, existed: set[Path]) -> None:
 
 def _download(target: Path, folder: str, make: Callable[[], object]) -> Exception | None:
     """Run a torchvision download into ``target``; on failure remove the empty folders it created."""
-    existed = {p for p in [target / folder] if p.exists()}
+    created = _first_missing(target / folder)
     try:
         make()
     except Exception as e:  # noqa: BLE001 - any failure of the download is reported in one line
-        _remove_empty_dirs(target / folder, existed)
+        if created is not None:
+            _remove_empty_dirs(created, set())  # the folders this download made, the data root included
         return e
     return None
 

@@ -28,6 +28,12 @@ def _layers(text: str | None) -> list[str] | None:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
+def _same(x: Path, y: Path) -> bool:
+    import os
+
+    return os.path.abspath(x) == os.path.abspath(y)
+
+
 def run(args: argparse.Namespace) -> int:
     from bridge.compare import MEASURES, compare_runs, format_table
     from bridge.errors import ConfigError, unknown_choice
@@ -38,9 +44,11 @@ def run(args: argparse.Namespace) -> int:
     if args.seed < 0:
         raise ConfigError(f"--seed must be >= 0, got {args.seed}")
     a, b = Path(args.file_a), Path(args.file_b)
-    out = check_writable(args.out or f"{a.stem}_vs_{b.stem}_{args.measure}.nc")
+    out = check_writable(args.out or f"{a.stem}_vs_{b.stem}_{args.measure}.nc", inputs=[a, b], kind="netcdf")
     if args.plot:
-        check_writable(args.plot)
+        if _same(Path(args.plot), out):
+            raise ConfigError("--plot and --out name the same file")
+        check_writable(args.plot, inputs=[a, b], kind="png")
     ds = compare_runs(a, b, args.measure, layers_a=_layers(args.layers_a), layers_b=_layers(args.layers_b),
                       max_samples=args.max_samples, seed=args.seed)
     write_run(ds, out)

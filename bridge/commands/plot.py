@@ -16,8 +16,8 @@ def run(args: argparse.Namespace) -> int:
     from bridge.io import check_writable, open_run
     from bridge.plots import plot_file
 
+    out = check_writable(args.out or Path(args.file).with_suffix(".png"), inputs=[args.file], kind="png")
     ds = open_run(args.file)
-    out = check_writable(args.out or Path(args.file).with_suffix(".png"))
     if ds.attrs.get("experiment") == "rate-vs-spiking":
         from bridge.commands.rate_vs_spiking import plot_side_by_side
 

@@ -21,13 +21,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-root", default=None, help="data folder (default $RATESPIKE_DATA, else the cache)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     add_set_argument(p)
-    p.add_argument("--resume", action="store_true", help="continue from OUT.ckpt if it exists")
-    p.add_argument("--keep-checkpoint", action="store_true", help="keep OUT.ckpt after a finished run")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from OUT.ckpt if it exists, else extend the finished run in OUT to --epochs")
+    p.add_argument("--keep-checkpoint", action="store_true",
+                   help="keep OUT.ckpt after a finished run (OUT holds the final state anyway)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def run(args: argparse.Namespace) -> int:
-    from bridge.config import apply_overrides, replace_config
+    from bridge.config import apply_overrides, parse_overrides, replace_config
     from bridge.errors import ConfigError
     from bridge.io import check_writable
     from ratenets.rules import get_rule, rule_names
@@ -36,7 +38,6 @@ def run(args: argparse.Namespace) -> int:
         if not args.list:
             raise ConfigError("missing RULE (choices: " + ", ".join(rule_names()) + ")")
         from ratenets.data import dataset_names
-
         print("rules:    " + ", ".join(rule_names()))
         print("datasets: " + ", ".join(dataset_names()))
         return 0
@@ -44,13 +45,16 @@ def run(args: argparse.Namespace) -> int:
     seeds = seeds_from_args(args)
     cfg = rule_cls.preset(args.dataset)  # raises for an unknown or unsupported dataset
     if args.epochs is not None:
+        given = parse_overrides(cfg, [o for o in args.overrides if o.split("=", 1)[0].strip() == "epochs"])
+        if "epochs" in given and given["epochs"] != args.epochs:
+            raise ConfigError(f"--epochs {args.epochs} and --set epochs={given['epochs']} disagree; give one of them")
         cfg = replace_config(cfg, {"epochs": args.epochs})
     cfg = apply_overrides(cfg, args.overrides)
     if args.device not in ("cpu", "cuda") and not args.device.startswith("cuda:"):
         raise ConfigError(f"unknown device {args.device!r} (choices: cpu, cuda)")
     seed_tag = f"s{seeds[0]}" if len(seeds) == 1 else f"s{seeds[0]}-{seeds[-1]}"
-    out = check_writable(args.out or f"{args.rule}_{args.dataset}_{seed_tag}.nc")
-
+    out = check_writable(args.out or f"{args.rule}_{args.dataset}_{seed_tag}.nc", kind="netcdf")
+    check_writable(str(out) + ".ckpt", kind="checkpoint")
     from ratenets.train import RunContext, fit, remove_checkpoint, resolve_device
 
     resolve_device(args.device)
@@ -62,13 +66,11 @@ def run(args: argparse.Namespace) -> int:
     def report(epoch: int, metrics) -> None:
         if not args.no_progress:
             import xarray as xr
-
             print(f"epoch {epoch}/{cfg.epochs}: {final_metrics(xr.Dataset(dict(metrics)))}", file=sys.stderr)
 
     ds, _ = fit(rule_cls, cfg, data, ctx, on_epoch=report)
     if not args.keep_checkpoint:
         remove_checkpoint(ctx)
-
     print(f"{args.rule} on {args.dataset}: {final_metrics(ds)}")
     print(f"wrote {Path(out)}")
     return 0

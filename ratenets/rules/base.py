@@ -220,6 +220,33 @@ class SupervisedRule(ABC):
         """Each layer's response ``(batch, units)`` of the first seed to flat inputs ``(batch, n_in)``."""
         ...
 
+    def probe_representations_per_seed(self) -> dict[int, dict[str, xr.Dataset]]:
+        """:meth:`probe_representations` of every seed: each seed's slice of the parameters in turn."""
+        out: dict[int, dict[str, xr.Dataset]] = {}
+        saved = self.params
+        try:
+            for i, s in enumerate(self.seeds):
+                self.params = {k: v[i:i + 1] for k, v in saved.items()}
+                reps = self.probe_representations()
+                for r in reps.values():
+                    r.attrs["seed"] = s
+                out[s] = reps
+        finally:
+            self.params = saved
+        return out
+
+    @classmethod
+    def estimate_bytes(cls, config: Any, data: ImageDataset, n_seeds: int) -> float:
+        """Memory a run needs, roughly: weights with gradients and two optimiser moments, the float copy of
+        the data, and the activations of a training and an evaluation batch (checked before any allocation)."""
+        n_in = int(np.prod(data.image_shape))
+        sizes = (n_in, *config.hidden, data.num_classes)
+        weights = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+        units = sum(sizes[1:])
+        acts = units * (4 * config.batch_size + 2 * config.eval_batch_size)
+        n_data = (len(data.x_train) + len(data.x_test)) * n_in
+        return 4.0 * (n_seeds * (4 * weights + acts) + n_data)
+
     def probe_representations(self) -> dict[str, xr.Dataset]:
         """Every layer's responses to the fixed probe set (the first test images), for the bridge."""
         n = min(PROBE_SIZE, len(self.y_test))
