@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -70,14 +71,17 @@ def _convert(field: str, text: str, tp: Any) -> Any:
                 f = float(text)
             except ValueError:
                 f = None
-            if f is not None and f.is_integer():
+            if f is not None and math.isfinite(f) and f.is_integer():
                 return int(f)
             raise ConfigError(f"field {field!r} expects an integer, got {text!r}") from None
     if tp is float:
         try:
-            return float(text)
+            value = float(text)
         except ValueError:
             raise ConfigError(f"field {field!r} expects a number, got {text!r}") from None
+        if not math.isfinite(value):
+            raise ConfigError(f"field {field!r} expects a finite number, got {text!r}")
+        return value
     if tp is str:
         return text
     raise ConfigError(f"field {field!r} of type {tp} cannot be set from the command line")
@@ -113,6 +117,9 @@ def parse_overrides(cfg: Any, items: Iterable[str]) -> dict[str, Any]:
 
 def replace_config(cfg: C, changes: Mapping[str, Any]) -> C:
     """``dataclasses.replace`` that reports an invalid combination as a ConfigError."""
+    for key, value in changes.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"field {key!r} expects a finite number, got {value!r}")
     try:
         return dataclasses.replace(cfg, **changes)  # type: ignore[type-var]
     except ConfigError:

@@ -6,8 +6,21 @@ import argparse
 from bridge.errors import ConfigError
 
 
+#: largest seed torch and NumPy take (torch.manual_seed refuses 2**63 and above)
+MAX_SEED = 2**63 - 1
+#: most seeds one process trains (each is a model in memory); sweeps beyond that run as separate processes
+MAX_SEEDS = 10_000
+
+
+def check_seed(seed: int, flag: str = "--seed", limit: int = MAX_SEED) -> int:
+    """ConfigError unless ``0 <= seed <= limit``."""
+    if seed < 0 or seed > limit:
+        raise ConfigError(f"{flag} must be in 0..{limit}, got {seed}")
+    return seed
+
+
 def parse_seeds(text: str) -> tuple[int, ...]:
-    """``"3"`` -> (3,); ``"0-9"`` -> (0, ..., 9); ``"1,4,7"`` -> (1, 4, 7)."""
+    """``"3"`` -> (3,); ``"0-9"`` -> (0, ..., 9); ``"1,4,7"`` -> (1, 4, 7); at most MAX_SEEDS seeds."""
     seeds: list[int] = []
     for part in text.split(","):
         part = part.strip()
@@ -22,6 +35,11 @@ def parse_seeds(text: str) -> tuple[int, ...]:
             raise ConfigError(f"seeds must look like 3, 0-9 or 1,4,7; got {text!r}") from None
         if hi < lo:
             raise ConfigError(f"seed range {part!r} runs backwards")
+        if lo < 0 or hi > MAX_SEED:
+            raise ConfigError(f"seeds must be in 0..{MAX_SEED}, got {text!r}")
+        if len(seeds) + len(rng) > MAX_SEEDS:
+            raise ConfigError(f"--seeds {text!r} lists more than {MAX_SEEDS} seeds; run larger sweeps as separate "
+                              "processes (docs/scaling.md)")
         seeds.extend(rng)
     if any(s < 0 for s in seeds):
         raise ConfigError(f"seeds must be >= 0, got {text!r}")
@@ -47,6 +65,4 @@ def seeds_from_args(args: argparse.Namespace) -> tuple[int, ...]:
     if args.seeds is not None:
         return parse_seeds(args.seeds)
     seed = 0 if args.seed is None else args.seed
-    if seed < 0:
-        raise ConfigError(f"--seed must be >= 0, got {seed}")
-    return (seed,)
+    return (check_seed(seed),)

@@ -28,6 +28,22 @@ def _layers(text: str | None) -> list[str] | None:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
+def _check_shapes(a: Path, b: Path, measure: str, max_samples: int | None) -> None:
+    """One-line refusals for representations no measure can use: empty layers, too few samples."""
+    from bridge.compare import load_representations
+    from bridge.errors import ResultsFileError
+
+    need = 4 if measure == "cka-debiased" else (3 if measure in ("rsa", "decoding") else 2)
+    for path in (a, b):
+        for layer, ds in load_representations(path).items():
+            n_samples, n_units = ds["response"].shape if ds["response"].ndim == 2 else (0, 0)
+            if n_units == 0:
+                raise ResultsFileError(f"{path.name} layer {layer!r} has no units; nothing to compare")
+            n = min(n_samples, max_samples) if max_samples else n_samples
+            if n < need:
+                raise ResultsFileError(f"{measure} needs at least {need} samples, {path.name} layer {layer!r} has {n}")
+
+
 def _same(x: Path, y: Path) -> bool:
     import os
 
@@ -41,14 +57,15 @@ def run(args: argparse.Namespace) -> int:
 
     if args.measure not in MEASURES:
         raise unknown_choice("measure", args.measure, MEASURES)
-    if args.seed < 0:
-        raise ConfigError(f"--seed must be >= 0, got {args.seed}")
+    if not 0 <= args.seed < 2**32:
+        raise ConfigError(f"--seed must be in 0..{2**32 - 1} (NumPy's seed range), got {args.seed}")
     a, b = Path(args.file_a), Path(args.file_b)
     out = check_writable(args.out or f"{a.stem}_vs_{b.stem}_{args.measure}.nc", inputs=[a, b], kind="netcdf")
     if args.plot:
         if _same(Path(args.plot), out):
             raise ConfigError("--plot and --out name the same file")
         check_writable(args.plot, inputs=[a, b], kind="png")
+    _check_shapes(a, b, args.measure, args.max_samples)
     ds = compare_runs(a, b, args.measure, layers_a=_layers(args.layers_a), layers_b=_layers(args.layers_b),
                       max_samples=args.max_samples, seed=args.seed)
     write_run(ds, out)
