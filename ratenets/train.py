@@ -144,7 +144,7 @@ def to_plain(obj: Any) -> Any:
         if obj.dtype.kind in "OUS":
             return {_KIND: "ndarray_list", "dtype": obj.dtype.str, "shape": list(obj.shape),
                     "data": [to_plain(v) for v in obj.ravel().tolist()]}
-        arr = np.ascontiguousarray(obj)
+        arr = np.array(obj, order="C", copy=True)  # (ascontiguousarray would make 0-d arrays 1-d)
         return {_KIND: "ndarray", "dtype": arr.dtype.str, "shape": list(arr.shape),
                 "data": torch.frombuffer(bytearray(arr.tobytes()), dtype=torch.uint8) if arr.nbytes
                 else torch.zeros(0, dtype=torch.uint8)}

@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"unknown device {args.device!r} (choices: cpu, cuda)")
     seed_tag = f"s{seeds[0]}" if len(seeds) == 1 else f"s{seeds[0]}-{seeds[-1]}"
     out = check_writable(args.out or f"{args.rule}_{args.dataset}_{seed_tag}.nc", kind="netcdf")
-    check_writable(str(out) + ".ckpt", kind="checkpoint")
+    check_writable(str(out) + ".ckpt", kind=None if args.resume else "checkpoint")  # --resume reads it first
     from ratenets.train import RunContext, fit, remove_checkpoint, resolve_device
 
     resolve_device(args.device)
