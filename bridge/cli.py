@@ -52,7 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_WRITE_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+#: OS errors that name a file the user chose (a read-only --build-root, a full disk): one line, exit 2
+_FILE_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.ENOENT,
+                errno.ENOTDIR, errno.EISDIR}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -87,10 +89,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _silence_stdout()
         return 141
     except OSError as e:
-        if e.errno not in _WRITE_ERRNOS:
+        if e.errno not in _FILE_ERRNOS or not e.filename:
             raise
-        where = f" {e.filename!r}" if e.filename else ""
-        print(f"ratespike: error: cannot write{where}: {e.strerror}", file=sys.stderr)
+        print(f"ratespike: error: {str(e.filename)!r}: {e.strerror}", file=sys.stderr)
         return 2
 
 

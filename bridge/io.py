@@ -218,7 +218,7 @@ def check_writable(path: str | os.PathLike, *, inputs: Sequence[str | os.PathLik
             raise ResultsFileError(f"output path {text!r} is also an input; choose another --out")
     try:
         st = os.stat(p)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         st = None
     except OSError as e:
         raise ResultsFileError(f"output path {text!r} cannot be used ({e.strerror})") from None
