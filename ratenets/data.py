@@ -393,6 +393,29 @@ LOADERS: dict[str, Callable[..., ImageDataset]] = {
 }
 
 
+#: (image shape, classes, training images, test images) of the registry's image sets, known before loading
+#: them, so that a config too large for memory is refused before any data are read
+SHAPES: dict[str, tuple[tuple[int, int, int], int, int, int]] = {
+    "mnist": ((1, 28, 28), 10, 60000, 10000),
+    "fashion-mnist": ((1, 28, 28), 10, 60000, 10000),
+    "cifar10": ((3, 32, 32), 10, 50000, 10000),
+    "digits": ((1, 8, 8), 10, 1438, 359),
+    "synthetic": ((1, 16, 16), 10, 2000, 500),
+}
+
+
+def shape_stub(name: str):
+    """An object with the sizes of dataset ``name`` (``image_shape``, ``num_classes``, ``len(x_train)``,
+    ``len(x_test)``) for memory estimates, without loading it; None when unknown."""
+    import types
+
+    if name not in SHAPES:
+        return None
+    shape, classes, n_train, n_test = SHAPES[name]
+    return types.SimpleNamespace(name=name, image_shape=shape, num_classes=classes, x_train=range(n_train),
+                                 x_test=range(n_test))
+
+
 def dataset_names() -> list[str]:
     return list(LOADERS)
 

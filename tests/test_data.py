@@ -38,11 +38,35 @@ def test_root_resolution_order(monkeypatch, tmp_path):
     assert resolve_root(None) == cache_dir() / "data"
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores read-only permissions")
-def test_read_only_gz_root_is_never_written(tmp_path):
+def test_read_only_gz_root_is_never_written(tmp_path, monkeypatch):
+    """Read-only enforced by refusing every create under the root (chmod alone does not stop root, and CI
+    runs as root)."""
+    import builtins
+
     raw = _fake_mnist(tmp_path / "root")
     for p in [raw, raw.parent, raw.parent.parent]:
         p.chmod(0o555)
+    top = str(tmp_path / "root")
+    real_open, real_os_open, real_mkdir = builtins.open, os.open, os.mkdir
+
+    def guarded_open(file, mode="r", *a, **k):
+        if str(file).startswith(top) and any(c in mode for c in "wax+"):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, mode, *a, **k)
+
+    def guarded_os_open(path, flags, *a, **k):
+        if str(path).startswith(top) and flags & (os.O_CREAT | os.O_WRONLY | os.O_RDWR):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_os_open(path, flags, *a, **k)
+
+    def guarded_mkdir(path, *a, **k):
+        if str(path).startswith(top):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_mkdir(path, *a, **k)
+
+    monkeypatch.setattr(builtins, "open", guarded_open)
+    monkeypatch.setattr(os, "open", guarded_os_open)
+    monkeypatch.setattr(os, "mkdir", guarded_mkdir)
     before = sorted(os.listdir(raw))
     ds = load_dataset("mnist", tmp_path / "root", download=False)
     assert ds.x_train.shape == (6, 1, 28, 28) and ds.x_train.dtype == torch.uint8
@@ -100,3 +124,11 @@ def test_real_mnist_and_fashion_from_the_offline_root(data_root):
     assert m.y_train[:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
     f = load_dataset("fashion-mnist", data_root, download=False)
     assert f.y_train[:10].tolist() == [9, 0, 0, 3, 0, 2, 7, 2, 5, 5]
+
+
+def test_shapes_known_before_loading_match_the_loaders(data_root):
+    from ratenets.data import SHAPES, load_dataset
+
+    for name in ("digits", "synthetic", "mnist", "fashion-mnist"):
+        d = load_dataset(name, data_root)
+        assert SHAPES[name] == (tuple(d.image_shape), d.num_classes, len(d.x_train), len(d.x_test)), name

@@ -60,6 +60,15 @@ def run(args: argparse.Namespace) -> int:
     resolve_device(args.device)
     ctx = RunContext(dataset=args.dataset, seeds=seeds, device=args.device, out=out, resume=args.resume,
                      progress=not args.no_progress and sys.stderr.isatty(), data_root=args.data_root)
+    estimate = getattr(rule_cls, "estimate_bytes", None)
+    if estimate is not None:  # refuse what cannot fit before reading any data
+        from ratenets.data import shape_stub
+        from ratenets.train import check_memory
+
+        stub = shape_stub(args.dataset)
+        if stub is not None:
+            check_memory(estimate(cfg, stub, len(seeds)), resolve_device(args.device),
+                         f"{args.rule} with {len(seeds)} seed(s)")
     data = rule_cls.load_data(cfg, args.dataset, args.data_root)
     from bridge.summary import final_metrics
 
