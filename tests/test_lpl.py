@@ -172,9 +172,9 @@ def test_nan_loss_names_layer_and_epoch_and_keeps_last_checkpoint(tmp_path):
             fit(LPL, _tiny(epochs=3), data, ctx, on_epoch=poison)
     finally:
         LPL.__init__ = orig_init
-    state = torch.load(ctx.checkpoint_path(), weights_only=False)
+    state = torch.load(ctx.checkpoint_path(), weights_only=True)
     assert state["epoch"] == 1
-    assert torch.isfinite(state["rule_state"]["encoder"]["blocks.1.conv.bias"]).all()
+    assert torch.isfinite(state["runs"][0]["state"]["encoder"]["blocks.1.conv.bias"]).all()
     assert xr.open_dataset(out).sizes["epoch"] == 1
 
 
