@@ -189,8 +189,8 @@ def test_corinfomax_refuses_seeds_beyond_numpys_range():
 
 # --- EP / CSM ------------------------------------------------------------------------------------------------
 
-def _ep_setup(name="ep"):
-    rule = make_rule(name, data=tiny_data(n_in=5), hidden=(4,))
+def _ep_setup(name="ep", **changes):
+    rule = make_rule(name, data=tiny_data(n_in=5), hidden=(4,), **changes)
     g = torch.Generator().manual_seed(3)
     for k in range(rule.P):
         rule.params[f"W{k}"] = 0.15 * torch.randn(rule.params[f"W{k}"].shape, generator=g, dtype=torch.float64)
@@ -250,10 +250,31 @@ def test_ep_and_csm_updates_match_numpy():
             ref = W[k] + c.lr[k] / (-c.beta) * (Lb[k].T @ Lb[k + 1] - L0[k].T @ L0[k + 1]) / 6
             np.testing.assert_allclose(rule.params[f"W{k}"][0].numpy(), ref, atol=1e-12)
         if name == "csm":
+            # the authors' CSM class: the free phase goes through the unoptimised M_copy, so M learns from
+            # the nudged phase only
             a = c.lr_lateral[0]
-            ref = M - a / (2 * -c.beta) * (sb[0].T @ sb[0] - s0[0].T @ s0[0]) / 6
+            ref = M - a / (2 * -c.beta) * (sb[0].T @ sb[0]) / 6
             ref = ref + a * ref / 2
             np.testing.assert_allclose(rule.params["M0"][0].numpy(), ref, atol=1e-12)
+            contrastive = M - a / (2 * -c.beta) * (sb[0].T @ sb[0] - s0[0].T @ s0[0]) / 6
+            contrastive = contrastive + a * contrastive / 2
+            assert np.abs(contrastive - ref).max() > 1e-6  # the two forms are distinguishable here
+
+
+def test_csm_contrastive_lateral_option():
+    rule, x, y1 = _ep_setup("csm", lateral_rule="contrastive")
+    rule.random_signs = lambda: torch.full((1, 1, 1), 1.0, dtype=torch.float64)
+    M = rule.params["M0"][0].clone()
+    c = rule.config
+    s0 = rule.free_phase(x)
+    sb = rule.relax(x, s0, y1, torch.full((1, 1, 1), c.beta, dtype=torch.float64), c.t_nudged)
+    rule.step(x, y1.argmax(-1), epoch=1)
+    a = c.lr_lateral[0]
+    ref = M - a / (2 * c.beta) * (sb[0][0].T @ sb[0][0] - s0[0][0].T @ s0[0][0]) / x.shape[1]
+    ref = ref + a * ref / 2
+    torch.testing.assert_close(rule.params["M0"][0], ref, atol=1e-12, rtol=0)
+    with pytest.raises(ConfigError, match="lateral_rule"):
+        dataclasses.replace(c, lateral_rule="both")
 
 
 # --- PC and PC-Nudge -----------------------------------------------------------------------------------------
