@@ -456,6 +456,10 @@ def test_presets_are_the_runs_behind_the_table():
     assert bp.preset("fashion-mnist").lr_step_epochs == 10
     assert bp.preset("cifar10").hidden == (1000,) and bp.preset("cifar10").lr == 1e-4
     assert bp.preset("mnist", depth=3).hidden == (500, 500)
+    fa = get_rule("fa")
+    assert (fa.preset("mnist").lr, fa.preset("mnist").lr_step_epochs, fa.preset("mnist").lr_step_gamma) == \
+        (1e-3, 10, 0.9)
+    assert fa.preset("cifar10").lr == 1e-4
 
 
 def test_corinfomax_refuses_the_unstable_neural_step():
