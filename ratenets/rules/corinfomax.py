@@ -56,6 +56,13 @@ from ratenets.rules.local import (LocalConfig, LocalRule, angle_degrees, check_s
                                   stage_decay)
 
 
+#: largest neural step admitted: explicit Euler is stable below ~0.145 in theory, but the authors'
+#: ablation (CorInfoMax_MNIST_neural_lr_start_Simulation_V2.py, Plot_CorInfoMax_MoreAblation_Results.ipynb)
+#: gives 97.43 % at 0.05, 97.37 % at 0.075, 83.4 +- 31.1 % at 0.1 (unstable: some seeds at chance) and chance
+#: at 0.15 on MNIST (on CIFAR-10, g = 0.1, 0.1 still gave 51.96 %), so 0.1 and above are refused
+NEURAL_LR_LIMIT = 0.1
+
+
 @dataclass(frozen=True, kw_only=True)
 class CorInfoMaxConfig(LocalConfig):
     """Constants of CorInfoMax; defaults = the paper's best MNIST setting (setting 3 of the MNIST script)."""
@@ -100,6 +107,10 @@ class CorInfoMaxConfig(LocalConfig):
             raise ConfigError(f"neural_lr must be < {bound:.4g} = 2 / (g + 2/eps), the explicit-Euler stability "
                               f"bound of the hidden units for g={self.g}, eps={self.eps} (spec §1; the paper "
                               f"uses 0.05), got {self.neural_lr!r}")
+        if self.neural_lr >= NEURAL_LR_LIMIT:
+            raise ConfigError(f"neural_lr must be < {NEURAL_LR_LIMIT}: the authors' ablation found 0.1 unstable "
+                              f"(MNIST 83.4 +- 31.1 %, some seeds at chance; 0.075 gave 97.37 %), got "
+                              f"{self.neural_lr!r}")
 
     def stability_bound(self) -> float:
         """Largest stable explicit-Euler step: 2 / (fastest decay rate of a hidden or output unit).

@@ -28,8 +28,11 @@ class FAConfig(LocalConfig):
     hidden: tuple[int, ...] = (500,)          # Bozkurt et al. (2023), Table 1: 784-500-10
     lr: float = 1e-3                          # FA MNIST script: Adam lr 1e-3
     loss: Literal["mse", "ce"] = "mse"        # Table 1 rows FA (MSE) and FA (CE)
-    lr_step_epochs: int = 10                  # FA scripts: StepLR step 10 or 25 epochs (grid)
-    lr_step_gamma: float = 0.9                # FA scripts: gamma 0.95 or 0.9 (grid)
+    # FA MNIST script grid gamma {0.95, 0.9} x step {10, 25} x {Adam, SGD} x final activation {no, yes}:
+    # setting 9 = gamma 0.9, step 10, Adam, linear output, the table's run (Plot_FeedbackAlignment_Results.ipynb
+    # cells 5-6: 97.99 +- 0.10; the same setting 9 is picked on F-MNIST and CIFAR-10)
+    lr_step_epochs: int = 10
+    lr_step_gamma: float = 0.9
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -39,8 +42,10 @@ class FAConfig(LocalConfig):
 
 FA_PRESETS: dict[str, dict[str, Any]] = {
     "mnist": {},
-    "fashion-mnist": {},
-    "cifar10": {"hidden": (1000,), "input_norm": "cifar3std"},   # Table 1: 3072-1000-10
+    "fashion-mnist": {},   # FAMLP_FashionMNIST_2Layers_Simulation_v1.py setting 9 (cells 28-29: 88.72 +- 0.46)
+    # FAMLP_CIFAR10_2Layers_Simulation_v1.py setting 9: 3072-1000-10, Adam at lr/10 = 1e-4 (cells 39-40:
+    # 50.75 +- 0.61)
+    "cifar10": {"hidden": (1000,), "lr": 1e-4, "input_norm": "cifar3std"},
     "digits": {},
     "synthetic": {},
 }

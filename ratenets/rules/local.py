@@ -31,9 +31,11 @@ from ratenets.data import ImageDataset, load_dataset
 from ratenets.rules.base import SupervisedConfig, SupervisedRule, check_dataset
 from ratenets.train import progress as _progress
 
-#: CIFAR-10 channel mean and std (the usual torchvision values); the paper's scripts divide by 3 x std
+#: CIFAR-10 channel mean and std as the authors' CIFAR-10 scripts give them to ``Normalize`` (e.g.
+#: CorInfoMax_CIFAR10_Simulation_V1.py: mean (0.4914, 0.4822, 0.4465), std 3 x (0.2023, 0.1994, 0.2010));
+#: the std is the widely copied per-image value, not the dataset's per-pixel (0.247, 0.243, 0.261)
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
-CIFAR_STD = (0.247, 0.243, 0.261)
+CIFAR_STD = (0.2023, 0.1994, 0.2010)
 
 
 @dataclass(frozen=True, kw_only=True)

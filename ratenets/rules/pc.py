@@ -14,8 +14,9 @@ logits for pixels at exactly 0 or 1). Per batch:
    (the authors' hand-written Adam: bias correction folded into the step size, moments per element).
 
 Test predictions are a plain feed-forward pass, as in the authors' evaluation. The per-epoch decay of
-the learning rate was a grid {1, 0.99, 0.95, 0.9} in their script; which one the table used is not
-recorded in the spec, so the default is no decay (1).
+the learning rate, ``lr * lr_decay ** e`` at 0-based epoch ``e``, was a grid {1, 0.99, 0.95, 0.9} in their
+scripts; the presets are the settings the authors' notebooks pick (best final train accuracy) for the
+paper's table: 0.95 on MNIST (784-600-600-10) and 0.9 on F-MNIST (784-600-600-10).
 """
 from __future__ import annotations
 
@@ -35,7 +36,9 @@ class PCConfig(LocalConfig):
 
     hidden: tuple[int, ...] = (600, 600)       # Bozkurt et al. (2023), Table 1 row PC: 784-600-600-10
     lr: float = 1e-3                           # PC MNIST script: lr_start ff (Adam)
-    lr_decay: float = 1.0                      # PC MNIST script grid {1, .99, .95, .9} per epoch
+    lr_decay: float = 0.95                     # PC MNIST V2 script grid {1, .99, .95, .9}: setting 3, the
+                                               # table's run (Plot_CorInfoMax_MNIST_Results.ipynb cells
+                                               # 31-32: 98.17 +- 0.22; decay 1 gave 97.21 +- 0.92)
     adam_betas: tuple[float, float] = (0.9, 0.999)  # authors' Adam defaults
     adam_eps: float = 1e-8
     neural_lr: float = 0.1                     # PC MNIST script: neural_lr_start, constant
@@ -56,7 +59,9 @@ class PCConfig(LocalConfig):
 
 PC_PRESETS: dict[str, dict[str, Any]] = {
     "mnist": {},
-    "fashion-mnist": {"hidden": (500,)},   # PC_FashionMNIST_Simulation_V1.py: 784-500-10
+    # PC_FashionMNIST_Simulation.py (784-600-600-10) setting 4 = decay 0.9, the run the comparison cell of
+    # Plot_CorInfoMax_FashionMNIST_Results.ipynb reads (cells 32-33: 89.31 +- 0.42)
+    "fashion-mnist": {"lr_decay": 0.9},
     "digits": {},
     "synthetic": {},
 }
