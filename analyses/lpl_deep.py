@@ -19,6 +19,7 @@ Example (the scale run in docs/results/lpl.md)::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -72,20 +73,28 @@ def main(argv: list[str] | None = None) -> int:
         data = LPL.load_data(cfg, args.dataset, args.data_root)
         acc: dict[str, list] = {c: [] for c in CONDITIONS}
         pr: dict[str, list] = {c: [] for c in CONDITIONS}
-        pix, t0 = [], time.time()
+        accz: dict[str, list] = {c: [] for c in CONDITIONS}
+        pix, pixz, t0 = [], [], time.time()
         for seed in seeds:
             ns = argparse.Namespace(dataset=args.dataset, epochs=args.epochs, seed=seed, out_dir=str(out_dir),
                                     data_root=args.data_root, device=args.device, resume=False,
                                     overrides=[*DEEP, *args.overrides])
             for name, extra in CONDITIONS.items():
-                ds = run_condition(f"deep_{name}", extra, ns, data).isel(epoch=-1)
+                ds, rule = run_condition(f"deep_{name}", extra, ns, data, return_rule=True)
+                ds = ds.isel(epoch=-1)
                 acc[name].append(ds["test_accuracy"].values)
+                # the same trained encoder and held-out split, probed on standardised features (probe=zscore)
+                rule.config = dataclasses.replace(rule.config, probe="zscore")
+                accz[name].append(rule.evaluate(args.epochs)["test_accuracy"].values)
                 pr[name].append(ds["participation_ratio"].values)
                 layers = list(ds["layer"].values)
-                print(f"seed {seed} {name}: {np.round(acc[name][-1], 3).tolist()} ({time.time() - t0:.0f} s)",
+                print(f"seed {seed} {name}: {np.round(acc[name][-1], 3).tolist()}, z-scored "
+                      f"{np.round(accz[name][-1], 3).tolist()} ({time.time() - t0:.0f} s)",
                       file=sys.stderr)
-            p = run_condition("deep_pixels", ["baseline=pixels"], ns, data).isel(epoch=-1)
-            pix.append(float(p["test_accuracy"].values[0]))
+            p, prule = run_condition("deep_pixels", ["baseline=pixels"], ns, data, return_rule=True)
+            pix.append(float(p.isel(epoch=-1)["test_accuracy"].values[0]))
+            prule.config = dataclasses.replace(prule.config, probe="zscore")
+            pixz.append(float(prule.evaluate(args.epochs)["test_accuracy"].values[0]))
     except RatespikeError as e:
         print(f"lpl_deep: error: {e}", file=sys.stderr)
         return 2
@@ -97,8 +106,15 @@ def main(argv: list[str] | None = None) -> int:
         "participation_ratio": xr.DataArray(np.stack([np.stack(pr[c]) for c in conds]), dims=tuple(coords),
                                             coords=coords, attrs={"long_name": "participation ratio (test set)",
                                                                   "units": "1"}),
+        "test_accuracy_zscore": xr.DataArray(np.stack([np.stack(accz[c]) for c in conds]), dims=tuple(coords),
+                                             coords=coords, attrs={"long_name": "linear readout of each block, "
+                                                                   "standardised features of the same held-out split",
+                                                                   "units": "1"}),
         "pixel_accuracy": xr.DataArray(pix, dims=("seed",), coords={"seed": seeds},
                                        attrs={"long_name": "linear readout of the pixels", "units": "1"}),
+        "pixel_accuracy_zscore": xr.DataArray(pixz, dims=("seed",), coords={"seed": seeds},
+                                              attrs={"long_name": "z-scored linear readout of the pixels",
+                                                     "units": "1"}),
     })
     res.attrs.update(provenance(kind="analysis", config_json="{}", seed=seeds[0],
                                 extra={"analysis": "lpl_deep", "dataset": args.dataset, "epochs": args.epochs,
@@ -119,13 +135,17 @@ def main(argv: list[str] | None = None) -> int:
     axes[0, 0].set_title(f"LPL deep conv, {args.dataset}, {len(seeds)} seeds")
     axes[0, 0].legend(fontsize=7)
     save_figure(fig, out_dir / f"lpl_deep_{args.dataset}.png")
-    print("| condition | " + " | ".join(layers) + " |")
-    print("|---" * (len(layers) + 1) + "|")
-    for c in conds:
-        print(f"| {c} | " + " | ".join(f"{float(m.sel(condition=c, layer=l)):.3f} ± "
-                                       f"{float(s.sel(condition=c, layer=l)):.3f}" for l in layers) + " |")
-    print(f"| pixels | {np.mean(pix):.3f} ± {np.std(pix, ddof=1) if len(pix) > 1 else float('nan'):.3f} |" +
-          " |" * (len(layers) - 1))
+    for var, pv in (("test_accuracy", pix), ("test_accuracy_zscore", pixz)):
+        mm = res[var].mean("seed")
+        ss = res[var].std("seed", ddof=1) if len(seeds) > 1 else mm * np.nan
+        print(f"{var}:")
+        print("| condition | " + " | ".join(layers) + " |")
+        print("|---" * (len(layers) + 1) + "|")
+        for c in conds:
+            print(f"| {c} | " + " | ".join(f"{float(mm.sel(condition=c, layer=l)):.3f} ± "
+                                           f"{float(ss.sel(condition=c, layer=l)):.3f}" for l in layers) + " |")
+        print(f"| pixels | {np.mean(pv):.3f} ± {np.std(pv, ddof=1) if len(pv) > 1 else float('nan'):.3f} |" +
+              " |" * (len(layers) - 1))
     print(f"wrote {path}")
     return 0
 
