@@ -9,7 +9,7 @@ Writes ``<out-dir>/lpl_layers_<dataset>.nc`` (variables with dims ``(condition, 
 is the scalar ``pixel_accuracy``), every condition's own run file ``lpl_<condition>_<dataset>_s<seed>.nc``,
 and ``lpl_layers_<dataset>.png``, and prints a Markdown table.
 
-Paper CIFAR-10 numbers (official notebook outputs, one seed; ``/work/shared/reference/lpl.md`` section 3),
+Paper CIFAR-10 numbers (official notebook outputs, one seed; the project spec ``reference/lpl.md`` section 3),
 LPL .32 .49 .57 .61 .62 .62 .61 .60 over L1-L8, pred off decays to .20 at L8, Hebb off .10 everywhere.
 
 Example::
@@ -62,7 +62,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def run_condition(name: str, extra: list[str], args: argparse.Namespace, data) -> xr.Dataset:
+def run_condition(name: str, extra: list[str], args: argparse.Namespace, data, return_rule: bool = False):
+    """Train one condition; its last-epoch results (and, with ``return_rule``, the trained rule)."""
     from bridge.config import apply_overrides, replace_config
     from ratenets.rules.lpl import LPL
     from ratenets.train import RunContext, fit, remove_checkpoint
@@ -74,9 +75,9 @@ def run_condition(name: str, extra: list[str], args: argparse.Namespace, data) -
     out = Path(args.out_dir) / f"lpl_{name}_{args.dataset}_s{args.seed}.nc"
     ctx = RunContext(dataset=args.dataset, seeds=(args.seed,), device=args.device, out=out, resume=args.resume,
                      progress=sys.stderr.isatty(), data_root=args.data_root, extra_attrs={"condition": name})
-    ds, _ = fit(LPL, cfg, data, ctx)
+    ds, rule = fit(LPL, cfg, data, ctx)
     remove_checkpoint(ctx)
-    return ds
+    return (ds, rule) if return_rule else ds
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -58,7 +58,8 @@ def _check(name: str, feats: torch.Tensor, y: torch.Tensor) -> None:
 def linear_probe(train_feats: torch.Tensor, train_y: torch.Tensor, test_feats: torch.Tensor,
                  test_y: torch.Tensor, *, epochs: int = DEFAULT_EPOCHS, lr: float = DEFAULT_LR,
                  batch_size: int = DEFAULT_BATCH_SIZE, weight_decay: float = 0.0, seed: int = 0,
-                 n_classes: int | None = None, device: torch.device | str | None = None) -> float:
+                 n_classes: int | None = None, device: torch.device | str | None = None,
+                 standardize: bool = True, shuffle: bool = True, init: str = "zeros") -> float:
     """Test accuracy of a softmax-regression readout trained on frozen features.
 
     Parameters
@@ -77,6 +78,15 @@ def linear_probe(train_feats: torch.Tensor, train_y: torch.Tensor, test_feats: t
         Defaults to ``max(label) + 1`` over both sets.
     device : torch.device or str, optional
         Where to train; defaults to the features' device.
+    standardize : bool
+        Z-score the features with the training statistics (True) or use them raw (False, the official LPL
+        ``eval.py``, whose normalisation line is commented out).
+    shuffle : bool
+        Reshuffle the mini-batches every epoch (True) or keep the data order (False: ``eval.py``'s
+        ``DataLoader(..., batch_size=512)`` without ``shuffle``).
+    init : {"zeros", "linear"}
+        Zero weights, or torch's ``nn.Linear`` default ``U(-1/sqrt(units), 1/sqrt(units))`` for weights and
+        bias (pl_bolts' ``LogisticRegression`` in ``eval.py``), drawn from ``seed``.
 
     Returns
     -------
@@ -96,18 +106,28 @@ def linear_probe(train_feats: torch.Tensor, train_y: torch.Tensor, test_feats: t
     if epochs < 1 or batch_size < 1 or not lr > 0 or weight_decay < 0:
         raise ConfigError(f"probe needs epochs >= 1, batch_size >= 1, lr > 0 and weight_decay >= 0; got "
                           f"epochs={epochs}, batch_size={batch_size}, lr={lr}, weight_decay={weight_decay}")
+    if init not in ("zeros", "linear"):
+        raise ConfigError(f"probe init must be 'zeros' or 'linear', got {init!r}")
     dev = torch.device(device) if device is not None else train_feats.device
-    xtr, xte = standardise(train_feats.detach().to(dev, torch.float32), test_feats.detach().to(dev, torch.float32))
+    xtr, xte = train_feats.detach().to(dev, torch.float32), test_feats.detach().to(dev, torch.float32)
+    if standardize:
+        xtr, xte = standardise(xtr, xte)
     ytr, yte = train_y.to(dev).long(), test_y.to(dev).long()
     k = int(n_classes if n_classes is not None else max(int(ytr.max()), int(yte.max())) + 1)
     gen = torch.Generator().manual_seed(int(seed))
-    w = torch.zeros(xtr.shape[1], k, device=dev, requires_grad=True)  # (units, classes)
-    b = torch.zeros(k, device=dev, requires_grad=True)
+    if init == "zeros":
+        w0, b0 = torch.zeros(xtr.shape[1], k), torch.zeros(k)
+    else:
+        bound = 1.0 / max(xtr.shape[1], 1) ** 0.5
+        w0 = (torch.rand(xtr.shape[1], k, generator=gen) * 2 - 1) * bound
+        b0 = (torch.rand(k, generator=gen) * 2 - 1) * bound
+    w = w0.to(dev).requires_grad_(True)  # (units, classes)
+    b = b0.to(dev).requires_grad_(True)
     opt = torch.optim.Adam([w, b], lr=lr, weight_decay=weight_decay)
     n = len(xtr)
     with torch.enable_grad():
         for _ in range(epochs):
-            order = torch.randperm(n, generator=gen).to(dev)
+            order = torch.randperm(n, generator=gen).to(dev) if shuffle else torch.arange(n, device=dev)
             for i in range(0, n, batch_size):
                 idx = order[i:i + batch_size]
                 loss = torch.nn.functional.cross_entropy(xtr[idx] @ w + b, ytr[idx])

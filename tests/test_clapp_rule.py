@@ -107,6 +107,45 @@ def test_pairs_saccade_properties() -> None:
                 assert abs(float(w) - 1 / cfg.prediction_steps) < 1e-6
 
 
+def test_saccade_partner_drawn_per_step() -> None:
+    """The original draws a new saccade partner for every prediction step k (rand_index inside the k loop)."""
+    cfg = dataclasses.replace(PatchCPCConfig(), prediction_steps=5, batch_size=32, either_pos_or_neg=False)
+    gy, gx = 7, 7
+    pairs = sample_pairs(cfg, 32, (gy, gx), torch.Generator().manual_seed(0))
+    partners = []
+    for p in pairs:
+        neg = p.sign < 0
+        cb, tb = p.ctx[neg] // (gy * gx), p.tgt[neg] // (gy * gx)
+        part = torch.full((32,), -1)
+        part[cb] = tb
+        partners.append(part)
+    assert all((p >= 0).all() for p in partners)
+    assert not all(torch.equal(partners[0], q) for q in partners[1:])  # one shared draw would fail here
+
+
+def test_random_crop_offset_per_image() -> None:
+    """Training crops: each image of a batch gets its own offset (the original's per-image RandomCrop)."""
+    from ratenets.rules.clapp import CLAPP
+    from ratenets.data import ImageDataset
+
+    cfg = dataclasses.replace(CLAPP.preset("digits"), crop_size=6, patch_size=4, patch_stride=1,
+                              prediction_steps=1)
+    x = torch.arange(64, dtype=torch.uint8).view(1, 1, 8, 8).repeat(16, 1, 1, 1)  # identical images
+    y = torch.zeros(16, dtype=torch.long)
+    data = ImageDataset("toy", x, y, x, y, tuple("0123456789"))
+    rule = CLAPP(cfg, data, seeds=(0,), device=torch.device("cpu"))
+    out = rule.prepare(x, train=True)
+    assert out.shape == (16, 1, 6, 6)
+    corners = {float(v) for v in out[:, 0, 0, 0]}
+    assert len(corners) > 1  # one offset per batch would give one corner value
+    full = (x[0].float() / 255.0 - cfg.mean) / cfg.std  # (1, 8, 8)
+    windows = [full[:, oy:oy + 6, ox:ox + 6] for oy in range(3) for ox in range(3)]
+    for i in range(16):  # every crop is a contiguous 6x6 window of the image
+        assert any(torch.allclose(out[i], w) for w in windows)
+    test = rule.prepare(x, train=False)
+    assert torch.equal(test, test[:1].expand_as(test))  # evaluation: the same centre crop for all
+
+
 def test_pairs_anywhere_excludes_positive() -> None:
     cfg = PatchCPCConfig(**CLAPP_S, prediction_steps=1, batch_size=2)
     gen = torch.Generator().manual_seed(1)

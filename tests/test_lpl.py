@@ -217,3 +217,42 @@ def test_set_switches_terms():
     paper = LPL.preset("cifar10")
     assert (paper.encoder, paper.batch_size, paper.lr, paper.weight_decay, paper.epochs) == (
         "vgg11", 1024, 1e-3, 1.5e-6, 800)
+
+
+def test_eval_py_probe_holds_out_its_images_and_zscore_does_not():
+    """eval.py probe: the probe's images are a held-out split never used in self-supervised training."""
+    data = _data(n_train=100)
+    off = LPL(_tiny(probe_train_images=50), data, seeds=(0,))
+    assert off.n_probe == 20  # 0.2 x 100, below the cap
+    assert len(off.x_ssl) == 80 and torch.equal(off.x_ssl, data.x_train[20:])
+    z = LPL(_tiny(probe="zscore", probe_train_images=50), data, seeds=(0,))
+    assert z.n_probe == 50 and torch.equal(z.x_ssl, data.x_train)
+
+
+def test_shuffled_positives_use_a_random_permutation_and_roll_is_an_option():
+    data = _data()
+    x = data.x_train[:16]
+    seen = {}
+    for form in ("permutation", "roll"):
+        rule = LPL(_tiny(shuffle_positives=True, shuffle_form=form, batch_size=16), data, seeds=(0,))
+        v1, v2 = rule.views.pair(x, torch.Generator().manual_seed(1))
+        rule.train_step(v1, v2, None)
+        seen[form] = rule._perm
+    perm = seen["permutation"]
+    assert perm is not None and sorted(perm.tolist()) == list(range(16))
+    steps = {(int(perm[i]) - i) % 16 for i in range(16)}
+    assert len(steps) > 1  # a cyclic roll has a single shift
+    assert seen["roll"] is None
+
+
+def test_stale_estimates_average_the_views_and_leave_decorrelation_on_the_batch_mean():
+    from ratenets.rules.lpl import decorrelation_loss, stale_update
+
+    g = torch.Generator().manual_seed(3)
+    z1, z2 = torch.randn(12, 4, generator=g, dtype=torch.float64), torch.randn(12, 4, generator=g, dtype=torch.float64) + 2
+    m, v = stale_update(z1, z2)
+    assert torch.allclose(m, 0.5 * (z1.mean(0) + z2.mean(0)))
+    assert torch.allclose(v, 0.5 * (z1.var(0) + z2.var(0)))
+    assert not torch.allclose(v, torch.cat([z1, z2]).var(0))  # pooling both views would differ
+    t = lpl_terms(z1, z2, mean=m + 5, var=v)
+    assert float(t["decorr"]) == pytest.approx(0.5 * float(decorrelation_loss(z1) + decorrelation_loss(z2)))

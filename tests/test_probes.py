@@ -69,3 +69,23 @@ def test_collect_features_concatenates_batches():
     x = torch.arange(10.0).reshape(10, 1)
     out = collect_features(lambda b: {"double": 2 * b}, x, batch_size=3)
     assert torch.equal(out["double"], 2 * x)
+
+
+def test_eval_py_probe_options_use_raw_features_and_keep_the_order():
+    """standardize=False sees the raw scale (a z-scored probe is scale-invariant, the raw one is not)."""
+    import torch
+
+    from ratenets.probes import linear_probe
+
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(200) % 2
+    x = torch.randn(200, 3, generator=g) + y[:, None].float()
+    kw = dict(epochs=2, lr=1e-2, batch_size=50, seed=0)
+    z1 = linear_probe(x, y, x, y, **kw)
+    z2 = linear_probe(1e3 * x, y, 1e3 * x, y, **kw)
+    assert z1 == z2  # z-scoring removes the scale
+    raw = [linear_probe(s * x, y, s * x, y, standardize=False, shuffle=False, init="linear", **kw)
+           for s in (1e-3, 1.0)]
+    assert raw[0] != raw[1]  # raw features: the scale matters
+    a = linear_probe(x, y, x, y, standardize=False, shuffle=False, init="linear", **kw)
+    assert a == raw[1]  # deterministic for a seed

@@ -17,12 +17,19 @@ Sampling is expressed as explicit *pairs* (context position, target position, si
 
 Choices where paper and original code differ (see ``docs/results/clapp.md``):
 
-* ``coin="global"`` (default, the paper's biology: one saccade signal for the whole brain): each image's
-  positive/negative coin and saccade partner are drawn once per batch and shared by all layers and by both
-  terms of the asymmetric loss. ``coin="per_layer"`` draws them per layer and per term, as the original code.
+* ``coin="per_layer"`` (default, the original code): every call of the original's ``ContrastiveLoss.forward``
+  (one per layer, and for the asymmetric loss one for the prediction term and one for the retrodiction term,
+  ``VGG_like_Encoder.evaluate_loss``) draws its own positive/negative coin per image
+  (``numpy.random.choice(['pos', 'neg', 'both'], p=[.5, .5, 0])``, shared by the K steps) and, for every
+  prediction step k, its own saccade partner per image (``sample_negative_samples_locally`` with
+  ``same_sampling_everywhere``, called inside the loop over k). ``coin="global"`` is the paper's reading of a
+  single saccade signal for the whole network: coin and partners are drawn once per batch and shared by all
+  layers and both terms (partners still one per step).
 * ``exclude_self=True`` (default): a negative never comes from the same image (saccade) or the same position
   (CLAPP-s). The original includes self-pairs (about 1/32 of CLAPP's "negatives" are the image itself);
   ``exclude_self=False`` reproduces that.
+* Random crops (``crop_size``) and flips are drawn per image, as torchvision's ``RandomCrop`` and
+  ``RandomHorizontalFlip`` in the original's per-image dataset transform.
 """
 from __future__ import annotations
 
@@ -70,7 +77,7 @@ class PatchCPCConfig:
     either_pos_or_neg: bool = True             # Sec. 3: each image sees a positive or a negative, p = 1/2
     negatives: Literal["saccade", "anywhere"] = "saccade"  # CLAPP: same place, other image; CLAPP-s: anywhere
     negative_samples: int = 1                  # CLAPP: 1 (saccade); CLAPP-s: 16 (GIM default)
-    coin: Literal["global", "per_layer"] = "global"  # paper's global saccade signal; original: per layer
+    coin: Literal["global", "per_layer"] = "per_layer"  # original: coin and partners per layer and term
     exclude_self: bool = True                  # original includes self-pairs as negatives (a quirk)
     end_to_end: bool = False                   # Hinge-CPC: one loss at the top, backprop through all layers
     train_size: int = 0                        # images per training epoch; 0 = the whole training split
@@ -181,9 +188,10 @@ def _other_index(n: int, size: tuple[int, ...], self_idx: torch.Tensor, exclude_
 def sample_pairs(cfg: PatchCPCConfig, batch: int, grid: tuple[int, int], gen: torch.Generator) -> list[Pairs]:
     """Draw the pairs of every prediction step for one batch (on the CPU, from ``gen``).
 
-    CLAPP (``negatives="saccade"``): each image ``b`` gets one partner image ``p_b != b`` (a saccade, used at
-    all positions and steps) and, with ``either_pos_or_neg``, one coin: its contexts are scored against its
-    own future (positive) or the same position of ``p_b`` (negative). Positive and negative hinges are each
+    CLAPP (``negatives="saccade"``): for every step k each image ``b`` gets one partner image ``p_b != b`` (a
+    saccade, used at all positions of that step; a new draw per step, as the original) and, with
+    ``either_pos_or_neg``, one coin shared by the K steps: its contexts are scored against its own future
+    (positive) or the same position of ``p_b`` (negative). Positive and negative hinges are each
     averaged over their images and positions, summed, then averaged over the K steps.
 
     CLAPP-s (``negatives="anywhere"``): every context is scored against its own future and against
@@ -193,7 +201,6 @@ def sample_pairs(cfg: PatchCPCConfig, batch: int, grid: tuple[int, int], gen: to
     gy, gx = grid
     K = cfg.prediction_steps
     b_idx = torch.arange(batch)
-    partner = _other_index(batch, (batch,), b_idx, cfg.exclude_self, gen)
     if cfg.either_pos_or_neg:
         pos_img = torch.rand(batch, generator=gen) < 0.5
     else:
@@ -207,6 +214,8 @@ def sample_pairs(cfg: PatchCPCConfig, batch: int, grid: tuple[int, int], gen: to
         own = ctx + off * gx
         n_loc = rows * gx
         if cfg.negatives == "saccade":
+            # one partner per image and step k, as the original draws rand_index inside its loop over k
+            partner = _other_index(batch, (batch,), b_idx, cfg.exclude_self, gen)
             is_pos = pos_img[b]
             tgt = torch.where(is_pos, own, partner[b] * gy * gx + (y + off) * gx + x)
             sign = torch.where(is_pos, 1.0, -1.0)
@@ -426,7 +435,7 @@ class PatchCPCRule:
 
     # --- data -----------------------------------------------------------------------------------------
     def prepare(self, x: torch.Tensor, train: bool) -> torch.Tensor:
-        """uint8 ``(b, c, H, W)`` -> normalised float ``(b, c', S, S)``: grey, (random) crop, flip."""
+        """uint8 ``(b, c, H, W)`` -> normalised float ``(b, c', S, S)``: grey, (random) crop, flip, per image."""
         cfg = self.config
         x = x.to(self.device).float() / 255.0
         if cfg.grayscale and x.shape[1] == 3:
@@ -434,12 +443,17 @@ class PatchCPCRule:
         h, w = x.shape[2:]
         s = cfg.crop_size
         if s and s < min(h, w):
-            if train:
-                oy = int(torch.randint(h - s + 1, (1,), generator=self.gen))
-                ox = int(torch.randint(w - s + 1, (1,), generator=self.gen))
+            if train:  # one offset per image (torchvision RandomCrop in the original's per-image transform)
+                n = len(x)
+                oy = torch.randint(h - s + 1, (n,), generator=self.gen).to(self.device)
+                ox = torch.randint(w - s + 1, (n,), generator=self.gen).to(self.device)
+                ar = torch.arange(s, device=self.device)
+                rows, cols = oy[:, None] + ar, ox[:, None] + ar  # (n, s) each
+                bi = torch.arange(n, device=self.device)[:, None, None]
+                x = x.permute(0, 2, 3, 1)[bi, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
             else:
                 oy, ox = (h - s) // 2, (w - s) // 2
-            x = x[:, :, oy:oy + s, ox:ox + s]
+                x = x[:, :, oy:oy + s, ox:ox + s]
         if train and cfg.flip:
             flip = (torch.rand(len(x), generator=self.gen) < 0.5).to(self.device)
             x = torch.where(flip[:, None, None, None], x.flip(3), x)

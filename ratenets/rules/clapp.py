@@ -9,9 +9,10 @@ so no weight is transported (the paper's ``--asymmetric_W_pred``). The resulting
 three-factor rule of Eqs. (6)-(8), implemented explicitly in
 :func:`ratenets.rules._clapp_common.three_factor_grads`.
 
-Choice: the positive/negative coin and the saccade partner are shared by all layers and by both terms
-(``coin="global"``, the paper's brain-wide saccade signal); the original code draws them per layer and per
-term (``coin="per_layer"``). Self-pairs are excluded from the negatives (``exclude_self=True``; the original
+Sampling as the original code (default ``coin="per_layer"``): each layer and each of the two terms draws its
+own positive/negative coin per image, and for every prediction step its own saccade partner per image;
+``coin="global"`` shares coin and partners across layers and terms (the paper's brain-wide saccade signal).
+Self-pairs are excluded from the negatives (``exclude_self=True``; the original
 includes them).
 """
 from __future__ import annotations

@@ -30,6 +30,12 @@ Variants (each one config switch): ``pred_coeff=0``, ``hebb_coeff=0``, ``decorr_
 ``shuffle_positives``, ``stale_estimates``, ``no_pooling``, ``projector``, ``objective="negsample"``,
 ``end_to_end``, ``objective="supervised"``; baselines ``baseline="pixels"`` (linear readout of the
 pixels) and ``baseline="random_init"`` (the untrained network), one command each.
+
+As the official ``models/module.py``: ``shuffle_positives`` pairs view 1 with view 2 of a random permutation of
+the batch (one ``torch.randperm`` per batch for all layers; ``shuffle_form="roll"`` is our earlier cyclic
+shift); ``stale_estimates`` feeds the previous batch's view-averaged mean and variance to the Hebbian term
+only, the decorrelation term keeps the batch mean. The linear probe follows ``eval.py`` by default
+(``probe="eval_py"``: held-out split, raw features); ``probe="zscore"`` is the earlier standardised probe.
 """
 from __future__ import annotations
 
@@ -120,6 +126,8 @@ def lpl_terms(z1: torch.Tensor, z2: torch.Tensor, *, eps: float = 1e-4, stop_gra
     """The three LPL terms of one layer for a pair of views ``(batch, units)``.
 
     The Hebbian and decorrelation terms are computed per view and averaged, as the official code does.
+    Stale estimates ``mean``/``var`` enter the Hebbian term only; the decorrelation term always centres on
+    the (detached) batch mean, as the official ``decorr_loss``, which takes no stale estimate.
 
     Returns
     -------
@@ -129,8 +137,18 @@ def lpl_terms(z1: torch.Tensor, z2: torch.Tensor, *, eps: float = 1e-4, stop_gra
     return {
         "pred": predictive_loss(z1, z2, stop_gradient),
         "hebb": 0.5 * (hebbian_loss(z1, eps, mean, var) + hebbian_loss(z2, eps, mean, var)),
-        "decorr": 0.5 * (decorrelation_loss(z1, mean) + decorrelation_loss(z2, mean)),
+        "decorr": 0.5 * (decorrelation_loss(z1) + decorrelation_loss(z2)),
     }
+
+
+def stale_update(z1: torch.Tensor, z2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Next stale estimates: the two views' batch means and unbiased variances, each averaged over the views.
+
+    Official ``loss_step``: ``mean = 0.5 (z1.mean(0) + z2.mean(0))``, ``var = 0.5 (z1.var(0) + z2.var(0))``
+    (detached), not the statistics of the pooled ``2B`` samples (which would add the between-view spread).
+    """
+    z1, z2 = z1.detach(), z2.detach()
+    return 0.5 * (z1.mean(0) + z2.mean(0)), 0.5 * (z1.var(0, unbiased=True) + z2.var(0, unbiased=True))
 
 
 def lpl_terms_maps(h1: torch.Tensor, h2: torch.Tensor, *, eps: float = 1e-4, stop_gradient: bool = False
@@ -209,6 +227,7 @@ class LPLConfig:
     objective: Literal["lpl", "negsample", "supervised"] = "lpl"  # negsample: NegSampleBaseline (cosine)
     end_to_end: bool = False              # --train_end_to_end: one loss on the last block, no detaching
     shuffle_positives: bool = False       # --shuffle_positives: pair z1 with z2 of another image
+    shuffle_form: Literal["permutation", "roll"] = "permutation"  # official: torch.randperm per batch; roll: ours
     stale_estimates: bool = False         # --stale_estimates: previous batch's mean and variance
     no_pooling: bool = False              # --no_pooling: losses on unpooled maps
     projector: bool = False               # --use_projector_mlp: Linear(C, 2048)-ReLU-Linear(2048, 256)-ReLU
@@ -236,6 +255,10 @@ class LPLConfig:
     baseline: Literal["none", "pixels", "random_init"] = "none"
     train_images: int = 0                 # 0: the whole training set
     # evaluation (eval.py: Adam lr 1e-3, 20 epochs, batch 512 on a 10k split)
+    probe: Literal["eval_py", "zscore"] = "eval_py"  # eval_py: held-out split, raw features, unshuffled batches,
+    #                                                  nn.Linear init (official eval.py); zscore: our earlier probe
+    #                                                  (standardised, shuffled, zero init, on training images)
+    probe_holdout: float = 0.2            # eval_py: pl_bolts val_split 0.2 (CIFAR-10: 10k of 50k), capped below
     probe_train_images: int = 10000
     probe_epochs: int = 20
     probe_lr: float = 1e-3
@@ -269,6 +292,8 @@ class LPLConfig:
             raise ConfigError("no_pooling works only with objective 'lpl', without projector and stale_estimates")
         if self.stale_estimates and self.objective != "lpl":
             raise ConfigError(f"stale_estimates applies to objective 'lpl' only, got objective {self.objective!r}")
+        if not 0 < self.probe_holdout < 1:
+            raise ConfigError(f"probe_holdout must be a fraction in (0, 1), got {self.probe_holdout!r}")
         for name in ("flip_p", "jitter_p", "grey_p", "blur_p"):
             v = getattr(self, name)
             if not 0 <= v <= 1:
@@ -387,9 +412,17 @@ class LPL:
         torch.manual_seed(self.seed)  # parameter initialisation
         # the unlabelled STL-10 split, when loaded, is what LPL trains on (the labels are only for probes)
         use_unlabeled = data.x_unlabeled is not None and cfg.objective != "supervised"
-        x_ssl = data.x_unlabeled if use_unlabeled else data.x_train
+        # eval.py probe: the first n_probe training images are held out of self-supervised training (pl_bolts'
+        # val split); the zscore probe uses the first probe_train_images, which the encoder also trains on
+        n_tr = len(data.x_train)
+        if cfg.probe == "eval_py":
+            self.n_probe = max(1, min(cfg.probe_train_images, int(round(cfg.probe_holdout * n_tr))))
+        else:
+            self.n_probe = min(cfg.probe_train_images, n_tr)
+        hold = self.n_probe if (cfg.probe == "eval_py" and not use_unlabeled) else 0
+        x_ssl = data.x_unlabeled if use_unlabeled else data.x_train[hold:]
         self.x_ssl = x_ssl[:cfg.train_images] if cfg.train_images else x_ssl
-        self.y_ssl = None if use_unlabeled else data.y_train[:len(self.x_ssl)]
+        self.y_ssl = None if use_unlabeled else data.y_train[hold:hold + len(self.x_ssl)]
         ref = data.x_train[:10000].float() / 255.0
         mean = ref.mean(dim=(0, 2, 3)).tolist()
         std = ref.std(dim=(0, 2, 3)).clamp(min=1e-3).tolist()
@@ -426,6 +459,7 @@ class LPL:
                                     foreach=False)  # per-tensor steps: no whole-model temporaries at the peak
         self.step_count = 0
         self.stale: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._perm: torch.Tensor | None = None  # this batch's shuffled-positive permutation
         pairs_per_image = (cfg.seq_length - 1) if cfg.views == "sequence" else 1
         self.images_per_batch = max(2, cfg.batch_size // pairs_per_image)
         self.steps_per_epoch = max(1, len(self.x_ssl) // self.images_per_batch)
@@ -450,8 +484,8 @@ class LPL:
         cfg = self.config
         b = z.shape[0] // 2
         z1, z2 = z[:b], z[b:]
-        if cfg.shuffle_positives:
-            z2 = torch.roll(z2, shifts=shift, dims=0)  # positives from other images; per-view stats unchanged
+        if cfg.shuffle_positives:  # positives from other images; per-view stats unchanged
+            z2 = torch.roll(z2, shifts=shift, dims=0) if cfg.shuffle_form == "roll" else z2[self._perm]
         if cfg.objective == "supervised":
             if y is None:
                 raise ConfigError("objective 'supervised' needs labelled training images")
@@ -467,8 +501,7 @@ class LPL:
             mean, var = self.stale[i]
         terms = lpl_terms(z1, z2, eps=cfg.var_eps, stop_gradient=stop, mean=mean, var=var)
         if cfg.stale_estimates:
-            zd = z.detach()
-            self.stale[i] = (zd.mean(0), zd.var(0, unbiased=True))
+            self.stale[i] = stale_update(z1, z2)
         return terms
 
     def _total(self, terms: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -494,7 +527,11 @@ class LPL:
         for g in self.opt.param_groups:
             g["lr"] = lr_at(self.step_count, self.total_steps, self.warmup_steps, cfg.lr, cfg.final_lr)
         self.opt.zero_grad(set_to_none=False)  # keep the gradient buffers: no reallocation at each step
-        shift = int(torch.randint(1, max(v1.shape[0], 2), (1,), generator=self.gen)) if cfg.shuffle_positives else 0
+        shift = 0
+        if cfg.shuffle_positives and cfg.shuffle_form == "roll":
+            shift = int(torch.randint(1, max(v1.shape[0], 2), (1,), generator=self.gen))
+        elif cfg.shuffle_positives:  # official: one torch.randperm per batch, shared by all layers
+            self._perm = torch.randperm(v1.shape[0], generator=self.gen).to(v1.device)
         h = torch.cat([v1, v2])  # (2B, C, H, W): both views through each block at once
         total, logged = 0.0, {}
         if cfg.end_to_end:
@@ -579,14 +616,23 @@ class LPL:
                                 transform=self.views.normalise)
 
     def evaluate(self, epoch: int) -> dict[str, xr.DataArray]:
-        """Linear probe per layer, participation ratio, mean activity and dead units over the whole test set."""
+        """Linear probe per layer, participation ratio, mean activity and dead units over the whole test set.
+
+        ``probe="eval_py"`` (default, the official ``eval.py``): logistic regression on the raw pooled features
+        of the held-out split (the first ``probe_holdout`` of the training images, at most
+        ``probe_train_images``, never seen in self-supervised training), unshuffled batches, ``nn.Linear``
+        initialisation. ``probe="zscore"``: standardised features of the first ``probe_train_images`` training
+        images (also trained on), shuffled batches, zero init.
+        """
         cfg = self.config
-        n_probe = min(cfg.probe_train_images, len(self.data.x_train))
+        n_probe = self.n_probe
         train = self._collect(self.data.x_train[:n_probe])
         test = self._collect(self.data.x_test)
+        official = cfg.probe == "eval_py"
         acc = probe_layers(train, self.data.y_train[:n_probe], test, self.data.y_test, layers=self.probe_names,
                            epochs=cfg.probe_epochs, lr=cfg.probe_lr, batch_size=cfg.probe_batch_size,
-                           seed=self.seed, n_classes=self.data.num_classes)
+                           seed=self.seed, n_classes=self.data.num_classes, standardize=not official,
+                           shuffle=not official, init="linear" if official else "zeros")
         names = list(self.layer_names)
         pr, pr_all, act, dead = [], [], [], []
         for name in names:
