@@ -45,6 +45,9 @@ def run(args: argparse.Namespace) -> int:
     cfg = rule_cls.preset(args.dataset)  # raises for an unknown or unsupported dataset
     if args.epochs is not None:
         cfg = replace_config(cfg, {"epochs": args.epochs})
+    from ratenets.encoders.spiking import check_rule_supports
+
+    check_rule_supports(args.rule, cfg, args.overrides or [])  # neuron=lif on a rate-only rule: one clear line
     cfg = apply_overrides(cfg, args.overrides)
     if args.device not in ("cpu", "cuda") and not args.device.startswith("cuda:"):
         raise ConfigError(f"unknown device {args.device!r} (choices: cpu, cuda)")
