@@ -17,8 +17,10 @@ Time is the leading dimension: a block maps a spike train ``(T, B, ...)`` to a s
   ``S[t] = H(U[t] - U_thr)``,
   ``U[t] = beta U[t-1] + I[t] - S[t-1] U_thr`` (``reset_mechanism="subtract"``),
   ``U[t] = beta (1 - S[t-1]) U[t-1] + I[t]`` (``"zero"``), ``U[t] = beta U[t-1] + I[t]`` (``"none"``);
-  ``Synaptic`` adds ``I_syn[t] = alpha I_syn[t-1] + I[t]`` and integrates ``I_syn`` instead of ``I`` (its
-  zero reset also clears ``I_syn``). ``U[0] = 0``: every sequence starts from rest (the state is passed
+  ``Synaptic`` adds ``I_syn[t] = alpha I_syn[t-1] + I[t]`` and integrates ``I_syn`` instead of ``I``; its
+  zero reset is ``U[t] = (1 - S[t-1]) (beta U[t-1] + I_syn[t])`` (the new drive is dropped too, ``I_syn``
+  kept), whereas ``Leaky``'s code keeps ``I[t]`` although its docstring writes the ``Synaptic`` form; we
+  follow the code (tested in ``tests/test_deep_spiking.py``). ``U[0] = 0``: every sequence starts from rest (the state is passed
   explicitly, never kept on the module between batches). The backward pass replaces ``dS/dU`` by snntorch's
   surrogate (``spike_grad``), chosen by name.
 * **Output to the rule** (:func:`readout`, ``spike_output``): ``count`` (spikes over the ``T`` steps),
