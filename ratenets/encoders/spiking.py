@@ -244,32 +244,38 @@ class SpikingBlock(nn.Module):
             x = x.flatten(2)  # (T, B, C*H*W)
         if T > 1 and x.stride(0) == 0:  # direct encoding: the same current at every step, computed once
             c0 = self.synapse(x[0])
-            cur = c0.unsqueeze(0).expand(T, *c0.shape)
+            steps: tuple[torch.Tensor, ...] | list[torch.Tensor] = [c0] * T  # gradients accumulate in one buffer
         else:
-            c = self.synapse(x.reshape(T * B, *x.shape[2:]))
-            cur = c.reshape(T, B, *c.shape[1:])
-        spikes = self.run(cur)  # (T, B, C, H, W) or (T, B, M)
-        self._count(spikes)
-        if self.pool:
-            s = nn.functional.max_pool2d(spikes.reshape(T * B, *spikes.shape[2:]), 2)
-            spikes = s.reshape(T, B, *s.shape[1:])
-        return spikes
+            c = self.synapse(x.reshape(T * B, *x.shape[2:]))  # all steps in one batched call
+            steps = c.reshape(T, B, *c.shape[1:]).unbind(0)
+        pool = (lambda s: nn.functional.max_pool2d(s, 2)) if self.pool else None
+        return self.run(steps, pool)  # (T, B, C, H', W') or (T, B, M)
 
-    def run(self, cur: torch.Tensor) -> torch.Tensor:
-        """The neuron over time from rest: currents ``(T, B, ...)`` -> spikes ``(T, B, ...)``."""
-        zero = torch.zeros_like(cur[0])
+    def run(self, cur: torch.Tensor | list[torch.Tensor] | tuple[torch.Tensor, ...],
+            post: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+        """The neuron over time from rest: currents ``(T, B, ...)`` -> spikes ``(T, B, ...)``.
+
+        ``cur`` is a tensor or a sequence of per-step currents; ``post`` (the max-pool) is applied step by
+        step, so no full-resolution ``(T, ...)`` tensor is kept for backward or built by it. Spikes are counted
+        before ``post``.
+        """
+        steps = cur.unbind(0) if isinstance(cur, torch.Tensor) else cur  # one node; cur[t] would allocate T grads
+        zero = torch.zeros_like(steps[0])
         out = []
-        if self.cfg.neuron == "synaptic":
-            syn, mem = zero, zero
-            for t in range(cur.shape[0]):
-                spk, syn, mem = self.neuron(cur[t], syn, mem)
-                out.append(spk)
-        else:
-            mem = zero
-            for t in range(cur.shape[0]):
-                spk, mem = self.neuron(cur[t], mem)
-                out.append(spk)
-        return torch.stack(out).to(cur.dtype)
+        syn, mem = zero, zero
+        count = None
+        for c in steps:
+            if self.cfg.neuron == "synaptic":
+                spk, syn, mem = self.neuron(c, syn, mem)
+            else:
+                spk, mem = self.neuron(c, mem)
+            spk = spk.to(c.dtype)
+            with torch.no_grad():
+                n = spk.sum(dim=[d for d in range(spk.ndim) if d != 1])  # (C,) spikes per unit
+                count = n if count is None else count + n
+            out.append(spk if post is None else post(spk))
+        self._count(count, len(steps) * (steps[0].numel() // steps[0].shape[1]))
+        return torch.stack(out)
 
     def step_response(self, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Response to one step (``T = 1``) of pre-activation ``a`` from rest, and its surrogate derivative.
@@ -290,13 +296,11 @@ class SpikingBlock(nn.Module):
         self.counts: dict[bool, list[Any]] = {True: [None, 0], False: [None, 0]}
 
     @torch.no_grad()
-    def _count(self, spikes: torch.Tensor) -> None:
-        s = spikes.detach()
-        dims = [d for d in range(s.ndim) if d != 2]  # all but the channel / unit dimension
-        per_unit = s.sum(dim=dims).double().cpu()  # (C,)
+    def _count(self, per_unit: torch.Tensor, neuron_steps: int) -> None:
+        per_unit = per_unit.double().cpu()  # (C,)
         slot = self.counts[self.training]
         slot[0] = per_unit if slot[0] is None else slot[0] + per_unit
-        slot[1] += s.numel() // s.shape[2]  # neuron-steps per unit
+        slot[1] += neuron_steps  # neuron-steps per unit
 
 
 def spiking_block(block: nn.Module, cfg: SpikingFields) -> SpikingBlock:
