@@ -10,8 +10,8 @@ all ``T`` steps (BPTT).
 Measured for each ``T``:
 
 - **largest autograd graph** (load-independent, exact): bytes of the distinct non-parameter tensors saved
-  for backward between two backward calls (``torch.autograd.graph.saved_tensors_hooks``), as in
-  ``benchmarks/lpl_memory.py``;
+  for backward and still alive at a backward call (``torch.autograd.graph.saved_tensors_hooks``, as in
+  ``benchmarks/lpl_memory.py``, plus weak references: see :func:`live_graph_bytes`);
 - **peak memory added by a step**: CPU, the process's peak resident set (``VmHWM``, reset after the warm-up)
   minus its resident set before the first timed step, one child process per mode with
   ``MALLOC_MMAP_THRESHOLD_=131072`` so that RSS follows live memory; CUDA, ``max_memory_allocated`` minus the
@@ -38,7 +38,45 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__))))
-from lpl_memory import _reset_peak_rss, _rss_kib, graph_bytes  # noqa: E402  - the same measurement
+from lpl_memory import _reset_peak_rss, _rss_kib  # noqa: E402  - the same RSS measurement
+
+
+def live_graph_bytes(rule, v1, v2) -> int:
+    """Largest autograd graph of one step: bytes of the distinct non-parameter tensors saved for backward
+    that are still alive when a backward call starts (layer-local: the largest block; end-to-end: the net).
+
+    As ``lpl_memory.graph_bytes``, but a tensor saved by a node that died before the backward (snntorch's
+    ``mem_reset`` calls the surrogate on a grad-carrying membrane and detaches the result, so its node and
+    saved tensor are freed at once) no longer counts: it is held through a weak reference.
+    """
+    import weakref
+
+    import torch
+
+    params = {p.untyped_storage().data_ptr() for p in [*rule.encoder.parameters(), *rule.heads.parameters()]}
+    current: dict[int, tuple[weakref.ref, int]] = {}
+    peak = [0]
+
+    def pack(t):
+        st = t.untyped_storage()
+        if st.data_ptr() not in params:
+            current[st.data_ptr()] = (weakref.ref(t), st.nbytes())
+        return t
+
+    orig = torch.autograd.backward
+
+    def backward(*a, **k):
+        peak[0] = max(peak[0], sum(n for r, n in current.values() if r() is not None))
+        current.clear()
+        return orig(*a, **k)
+
+    torch.autograd.backward = backward
+    try:
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            rule.train_step(v1, v2, None)
+    finally:
+        torch.autograd.backward = orig
+    return peak[0]
 
 
 def _rule(mode: str, T: int, batch: int, width_scale: float, device: str):
@@ -81,7 +119,7 @@ def child_memory(mode: str, T: int, batch: int, steps: int, warmup: int, device:
         rule.train_step(v1, v2, None)
     _sync(dev)
     peak = (torch.cuda.max_memory_allocated() if dev.type == "cuda" else _rss_kib("VmHWM") * 1024) - base
-    return {"mode": mode, "T": T, "peak_mib": peak / 2**20, "graph_mib": graph_bytes(rule, v1, v2) / 2**20,
+    return {"mode": mode, "T": T, "peak_mib": peak / 2**20, "graph_mib": live_graph_bytes(rule, v1, v2) / 2**20,
             "threads": torch.get_num_threads(), "device": str(dev)}
 
 
