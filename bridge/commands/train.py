@@ -49,6 +49,9 @@ def run(args: argparse.Namespace) -> int:
         if "epochs" in given and given["epochs"] != args.epochs:
             raise ConfigError(f"--epochs {args.epochs} and --set epochs={given['epochs']} disagree; give one of them")
         cfg = replace_config(cfg, {"epochs": args.epochs})
+    from ratenets.encoders.spiking import check_rule_supports
+
+    check_rule_supports(args.rule, cfg, args.overrides or [])  # neuron=lif on a rate-only rule: one clear line
     cfg = apply_overrides(cfg, args.overrides)
     if args.device not in ("cpu", "cuda") and not args.device.startswith("cuda:"):
         raise ConfigError(f"unknown device {args.device!r} (choices: cpu, cuda)")

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from bridge.errors import ConfigError, unknown_choice
+from ratenets.encoders.spiking import TimeSteps
 
 #: Halvagal & Zenke (2023), official VGG11Encoder: channels of the eight blocks
 VGG11_CHANNELS = (64, 128, 256, 256, 512, 512, 512, 512)
@@ -52,8 +53,11 @@ class DenseBlock(nn.Module):
         return torch.relu(self.fc(x.flatten(1)))  # (B, n_in) from (B, C, H, W) for the first block
 
 
-class BlockEncoder(nn.Module):
+class BlockEncoder(TimeSteps, nn.Module):
     """A stack of named blocks; ``forward`` returns every block's output ``{name: tensor}``.
+
+    With spiking neurons (:func:`ratenets.encoders.spiking.with_neurons`) the blocks pass spike trains
+    ``(T, B, ...)``; ``forward`` encodes the input over time and returns every block's readout ``(B, ...)``.
 
     Attributes
     ----------
@@ -71,10 +75,10 @@ class BlockEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor, detach_between: bool = False) -> dict[str, torch.Tensor]:
         out = {}
-        h = x
+        h = self.encode(x)
         for name, block in zip(self.layer_names, self.blocks):
             h = block(h.detach() if detach_between else h)
-            out[name] = h
+            out[name] = self.readout(h)
         return out
 
 

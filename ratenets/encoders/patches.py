@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from bridge.errors import ConfigError
+from ratenets.encoders.spiking import TimeSteps
 
 
 @dataclass(frozen=True)
@@ -90,11 +91,12 @@ class ConvBlock(nn.Module):
         return nn.functional.max_pool2d(h, 2) if self.pool else h
 
 
-class PatchEncoder(nn.Module):
+class PatchEncoder(TimeSteps, nn.Module):
     """A stack of :class:`ConvBlock` applied to every patch independently.
 
     ``blocks[i]`` is layer ``conv{i+1}``; layer-local rules train each block on the detached output of the
-    block below.
+    block below. With spiking neurons (:func:`ratenets.encoders.spiking.with_neurons`) the blocks pass spike
+    trains ``(T, n, ...)`` and ``forward`` returns every block's readout ``(n, ...)``.
     """
 
     def __init__(self, spec: PatchEncoderSpec, in_channels: int = 1) -> None:
@@ -120,10 +122,10 @@ class PatchEncoder(nn.Module):
         With ``detach=True`` each block sees a detached copy of the block below (no gradient between layers).
         """
         outs = []
-        h = patches
+        h = self.encode(patches)
         for block in self.blocks:
             h = block(h.detach() if detach else h)
-            outs.append(h)
+            outs.append(self.readout(h))
         return outs
 
 

@@ -47,16 +47,20 @@ from bridge.errors import ConfigError
 from bridge.reps import PROBE_SIZE, representation
 from ratenets.data import ImageDataset, load_dataset, resolve_root
 from ratenets.encoders.patches import PatchEncoder, PatchEncoderSpec, extract_patches, grid_size, pooled
+from ratenets.encoders.spiking import (SpikingFields, epoch_firing_rates, eval_firing_rates, reset_firing_counts,
+                                       with_neurons)
 from ratenets.probes import linear_probe
 from ratenets.rules.base import check_dataset
 from ratenets.train import progress as _progress
 
 
 @dataclass(frozen=True, kw_only=True)
-class PatchCPCConfig:
+class PatchCPCConfig(SpikingFields):
     """Constants of the CLAPP family (paper values for STL-10 as defaults; presets resize for MNIST).
 
-    Field comments cite Illing et al. (2021) and the original scripts ``vision/scripts/*.sh``.
+    Field comments cite Illing et al. (2021) and the original scripts ``vision/scripts/*.sh``. The neuron
+    fields (:class:`ratenets.encoders.spiking.SpikingFields`) make the patch encoder spiking; the default
+    ``neuron="rate"`` is the paper's ReLU network.
     """
 
     epochs: int = 600                          # scripts: 600 (CLAPP, Hinge-CPC), 300 (CLAPP-s)
@@ -89,6 +93,7 @@ class PatchCPCConfig:
     eval_batch_size: int = 256
 
     def __post_init__(self) -> None:
+        super().__post_init__()  # the neuron fields
         check_positive(self, "epochs", "lr", "patch_size", "patch_stride", "std", "negative_samples",
                        "probe_train_size", "probe_epochs", "probe_lr", "probe_batch_size", "eval_batch_size")
         if self.batch_size < 2:
@@ -287,7 +292,7 @@ def hinge_loss(h: torch.Tensor, W_pred: torch.Tensor, W_retro: torch.Tensor | No
 @torch.no_grad()
 def three_factor_grads(block: nn.Module, x_in: torch.Tensor, grid: tuple[int, int], W_pred: torch.Tensor,
                        W_retro: torch.Tensor | None, pairs_pred: list[Pairs],
-                       pairs_retro: list[Pairs] | None = None) -> dict[str, torch.Tensor]:
+                       pairs_retro: list[Pairs] | None = None, transfer=None) -> dict[str, torch.Tensor]:
     """The explicit CLAPP learning rule (Illing et al. 2021, Eqs. 6-8), in the sign of a gradient.
 
     For every scored pair, the third factor ``gamma = -dL/du`` is ``weight`` for a positive with ``u < 1``,
@@ -310,6 +315,10 @@ def three_factor_grads(block: nn.Module, x_in: torch.Tensor, grid: tuple[int, in
     x_in : tensor, shape (patches, C_in, s, s)
         The layer's input per patch (the detached output of the layer below, or the pixels).
     grid : (gy, gx)
+    transfer : callable, optional
+        ``a -> (rho(a), rho'(a))``, the neuron's response and post factor; default the ReLU and ``1[a > 0]``.
+        A spiking block at ``T = 1`` passes its :meth:`~ratenets.encoders.spiking.SpikingBlock.step_response`
+        (spike ``H(a - U_thr)`` and the surrogate derivative).
 
     Returns
     -------
@@ -318,14 +327,15 @@ def three_factor_grads(block: nn.Module, x_in: torch.Tensor, grid: tuple[int, in
     """
     conv = block.conv
     a = nn.functional.conv2d(x_in, conv.weight, conv.bias, padding=1)  # (n, C, s, s) pre-activations
-    r = torch.relu(a)
+    r, d_post = (torch.relu(a), (a > 0).to(a.dtype)) if transfer is None else transfer(a)
+    r, d_post = r.to(a.dtype), d_post.to(a.dtype)
     if block.pool:
         y, idx = nn.functional.max_pool2d(r, 2, return_indices=True)  # (n, C, s/2, s/2)
         won = torch.zeros_like(r).flatten(2).scatter_(2, idx.flatten(2), 1.0).view_as(r)
     else:
         y, won = r, torch.ones_like(r)
     n_pix = y.shape[2] * y.shape[3]
-    m = won * (a > 0).to(a.dtype) / n_pix  # (n, C, s, s) postsynaptic eligibility factor
+    m = won * d_post / n_pix  # (n, C, s, s) postsynaptic eligibility factor
     h = y.mean(dim=(2, 3))  # (n, C) pooled per-patch features
     symmetric = W_retro is None
     W_r = W_pred if symmetric else W_retro
@@ -405,7 +415,7 @@ class PatchCPCRule:
         in_ch = 1 if (cfg.grayscale or data.image_shape[0] == 1) else data.image_shape[0]
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
-            self.encoder = PatchEncoder(cfg.spec, in_channels=in_ch)
+            self.encoder = with_neurons(PatchEncoder(cfg.spec, in_channels=in_ch), cfg)  # spiking if cfg.neuron set
             K = cfg.prediction_steps
             layers = [len(cfg.channels) - 1] if cfg.end_to_end else range(len(cfg.channels))
             self.w_pred = nn.ParameterDict()
@@ -494,10 +504,10 @@ class PatchCPCRule:
             loss.backward()
             losses[top] = loss.detach()
         else:
-            h = patches
+            h = self.encoder.encode(patches)  # (T, n, c, p, p) spike trains for spiking encoders
             for i, block in enumerate(self.encoder.blocks):
                 out = block(h)
-                loss = self._layer_loss(i, out, grid, shared)
+                loss = self._layer_loss(i, self.encoder.readout(out), grid, shared)
                 loss.backward()
                 losses[i] = loss.detach()
                 h = out.detach()
@@ -523,10 +533,11 @@ class PatchCPCRule:
         half = 0.5 if cfg.asymmetric_w else 1.0  # the asymmetric loss counts the hinge twice
         vals = np.array([sums[i] * half / nb for i in self.loss_layers])
         attrs = {"long_name": "mean layer-local hinge loss over the epoch", "units": "1"}
+        rates = epoch_firing_rates(self.encoder, epoch)  # spiking: raises if a layer was silent all epoch
         if cfg.end_to_end:
-            return {"train_loss": xr.DataArray(vals[0], attrs=attrs)}
+            return {"train_loss": xr.DataArray(vals[0], attrs=attrs), **rates}
         return {"train_loss": xr.DataArray(vals, dims=("layer",), coords={"layer": self.encoder.layer_names},
-                                           attrs=attrs)}
+                                           attrs=attrs), **rates}
 
     # --- evaluation -----------------------------------------------------------------------------------
     @torch.no_grad()
@@ -547,12 +558,14 @@ class PatchCPCRule:
         d = self.data
         n_tr = min(cfg.probe_train_size, len(d.x_train))
         n_te = min(cfg.probe_test_size, len(d.x_test)) if cfg.probe_test_size else len(d.x_test)
-        f_tr, f_te = self.features(d.x_train[:n_tr]), self.features(d.x_test[:n_te])
+        f_tr = self.features(d.x_train[:n_tr])
+        reset_firing_counts(self.encoder)  # spiking: firing rates of the test images only
+        f_te = self.features(d.x_test[:n_te])
         y_tr, y_te = d.y_train[:n_tr].to(self.device), d.y_test[:n_te].to(self.device)
         acc_te = [linear_probe(a, y_tr, b, y_te, epochs=cfg.probe_epochs, lr=cfg.probe_lr,
                                batch_size=cfg.probe_batch_size, seed=self.seed * 1000 + epoch,
                                n_classes=d.num_classes, device=self.device) for a, b in zip(f_tr, f_te)]
-        return {"test_accuracy": xr.DataArray(np.array(acc_te), dims=("layer",),
+        return {**eval_firing_rates(self.encoder), "test_accuracy": xr.DataArray(np.array(acc_te), dims=("layer",),
                                               coords={"layer": self.encoder.layer_names},
                                               attrs={"long_name": "linear-probe test accuracy on grid-averaged "
                                                      "layer features", "units": "1"})}

@@ -56,6 +56,8 @@ from bridge.measures import participation_ratio
 from bridge.reps import PROBE_SIZE, representation
 from ratenets.data import ImageDataset, load_dataset, load_stl10, resolve_root
 from ratenets.encoders.conv import BlockEncoder, build_encoder, global_pool
+from ratenets.encoders.spiking import (SpikingFields, epoch_firing_rates, eval_firing_rates, reset_firing_counts,
+                                       with_neurons)
 from ratenets.probes import collect_features, probe_layers
 from ratenets.rules.base import check_dataset
 from ratenets.train import progress as _progress
@@ -208,8 +210,12 @@ _DATASETS = ("mnist", "fashion-mnist", "cifar10", "stl10", "digits", "synthetic"
 
 
 @dataclass(frozen=True, kw_only=True)
-class LPLConfig:
-    """All constants of an LPL run; defaults are the official code's (Halvagal & Zenke 2023)."""
+class LPLConfig(SpikingFields):
+    """All constants of an LPL run; defaults are the official code's (Halvagal & Zenke 2023).
+
+    The neuron fields (``neuron``, ``timesteps``, ...; :class:`ratenets.encoders.spiking.SpikingFields`) make
+    the encoder spiking; the default ``neuron="rate"`` is the paper's rate network.
+    """
 
     # optimisation (official lpl_main.py defaults; Methods "Optimization")
     epochs: int = 800                     # max_epochs 800
@@ -267,6 +273,10 @@ class LPLConfig:
     eval_batch_size: int = 1000
 
     def __post_init__(self) -> None:
+        super().__post_init__()  # the neuron fields
+        if self.spiking and self.baseline == "pixels":
+            raise ConfigError(f"baseline 'pixels' reads the pixels and has no neurons; neuron {self.neuron!r} "
+                              "needs baseline 'none' or 'random_init'")
         check_positive(self, "epochs", "batch_size", "lr", "warmup_epochs", "var_eps", "width_scale",
                        "probe_train_images", "probe_epochs", "probe_lr", "probe_batch_size", "eval_batch_size")
         if self.batch_size < 2:
@@ -433,6 +443,7 @@ class LPL:
         self.encoder: BlockEncoder = build_encoder(cfg.encoder, data.image_shape, conv_channels=cfg.conv_channels,
                                                    mlp_hidden=cfg.mlp_hidden, bias=cfg.bias,
                                                    width_scale=cfg.width_scale).to(device)
+        self.encoder = with_neurons(self.encoder, cfg)  # spiking blocks when cfg.neuron != "rate"
         self.layer_names = ("pixels",) if cfg.baseline == "pixels" else self.encoder.layer_names
         probe = cfg.probe_layers or self.layer_names
         missing = [p for p in probe if p not in self.layer_names]
@@ -552,9 +563,10 @@ class LPL:
                     continue
                 logged[i] = {k: float(v.detach()) for k, v in terms.items()}
         else:
+            h = self.encoder.encode(h)  # (T, 2B, C, H, W) spike trains for spiking encoders
             for i, block in enumerate(self.encoder.blocks):
                 out = block(h.detach())
-                terms = self._terms(i, self._features(i, out), y, shift)
+                terms = self._terms(i, self._features(i, self.encoder.readout(out)), y, shift)
                 loss = self._total(terms)
                 self._check(loss, i, epoch)
                 loss.backward()  # frees this block's graph before the next block runs
@@ -600,6 +612,7 @@ class LPL:
             out[f"loss_{k}"] = xr.DataArray(arr[have] / max(n_steps, 1), dims=("layer",),
                                             coords={"layer": [names[i] for i in have]},
                                             attrs={"long_name": f"mean {k} term of each layer's loss", "units": "1"})
+        out.update(epoch_firing_rates(self.encoder, epoch))  # spiking: raises if a layer was silent all epoch
         return out
 
     # ------------------------------------------------------------------------------------------------------
@@ -627,6 +640,7 @@ class LPL:
         cfg = self.config
         n_probe = self.n_probe
         train = self._collect(self.data.x_train[:n_probe])
+        reset_firing_counts(self.encoder)  # spiking: firing rates of the test images only
         test = self._collect(self.data.x_test)
         official = cfg.probe == "eval_py"
         acc = probe_layers(train, self.data.y_train[:n_probe], test, self.data.y_test, layers=self.probe_names,
@@ -644,6 +658,7 @@ class LPL:
             dead.append(frac_dead)
         layer = {"layer": names}
         return {
+            **eval_firing_rates(self.encoder),
             "test_accuracy": xr.DataArray([acc[n] for n in self.probe_names], dims=("layer",),
                                           coords={"layer": list(self.probe_names)},
                                           attrs={"long_name": "linear-probe test accuracy of each layer's pooled "
