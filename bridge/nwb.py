@@ -269,6 +269,9 @@ def export_nwb(src: str | os.PathLike, out: str | os.PathLike) -> Path:
     # written under a temporary name ending in .nwb (pynwb warns otherwise), renamed over ``out`` when complete
     fd, tmp = tempfile.mkstemp(prefix=f".{o.name}.", suffix=".tmp.nwb", dir=o.parent)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; the result gets the usual permissions
     try:
         with NWBHDF5IO(tmp, "w") as io:
             io.write(nwb)
