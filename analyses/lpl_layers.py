@@ -9,7 +9,7 @@ Writes ``<out-dir>/lpl_layers_<dataset>.nc`` (variables with dims ``(condition, 
 is the scalar ``pixel_accuracy``), every condition's own run file ``lpl_<condition>_<dataset>_s<seed>.nc``,
 and ``lpl_layers_<dataset>.png``, and prints a Markdown table.
 
-Paper CIFAR-10 numbers (official notebook outputs, one seed; ``/work/shared/reference/lpl.md`` section 3),
+Paper CIFAR-10 numbers (official notebook outputs, one seed; the method spec ``reference/lpl.md``, section 3),
 LPL .32 .49 .57 .61 .62 .62 .61 .60 over L1-L8, pred off decays to .20 at L8, Hebb off .10 everywhere.
 
 Example::
