@@ -180,6 +180,40 @@ def plot_curves(ds: xr.Dataset, path: str | os.PathLike, title: str | None = Non
     return save_figure(curves_figure(ds, title), path)
 
 
+# --- readout of several models on the same probe ---------------------------------------------------------
+
+def readout_figure(models: dict[str, xr.DataArray], title_text: str = ""):
+    """Readout accuracy per layer of several models on one probe: one line per model with more than one
+    layer, a dashed horizontal line for a model with a single layer (the pixels)."""
+    fig, axes = grid(1, panel_w=5.2, panel_h=3.4)
+    ax = axes[0]
+    depth = max(v.size for v in models.values())
+    for k, (name, da) in enumerate(models.items()):
+        vals = np.asarray(da.values, dtype=float).ravel()
+        if vals.size == 1:
+            ax.axhline(vals[0], ls="--", color=f"C{k}", label=f"{name}: {vals[0]:.3f}")
+        else:
+            ax.plot(np.arange(1, vals.size + 1), vals, marker="o", color=f"C{k}", label=name)
+    longest = next(v for v in models.values() if v.size == depth)
+    names = [str(x) for x in longest["layer"].values] if "layer" in longest.coords else None
+    ax.set_xticks(np.arange(1, depth + 1), names)
+    ax.set_xlim(0.6, depth + 0.4)
+    ax.set_xlabel("layer")
+    units = units_of(next(iter(models.values())))
+    ax.set_ylabel(label("held-out readout accuracy", units))
+    ax.grid(alpha=0.3)
+    plain_ticks(ax)
+    outside_legend(ax)
+    if title_text:
+        title(ax, title_text, chars=60)
+    return fig
+
+
+def plot_readout(models: dict[str, xr.DataArray], path: str | os.PathLike, title: str = "") -> Path:
+    """Draw :func:`readout_figure` and save it as PNG."""
+    return save_figure(readout_figure(models, title), path)
+
+
 # --- heat maps ----------------------------------------------------------------------------------------------
 
 def matrix_figure(da: xr.DataArray, title_text: str = "", vmin: float | None = None, vmax: float | None = None,

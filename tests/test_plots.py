@@ -153,3 +153,19 @@ def test_rate_vs_spiking_figure():
     import matplotlib.pyplot as plt
 
     plt.close(fig)
+
+
+def test_readout_of_models_beside_their_baselines():
+    def acc(vals, layers):
+        return xr.DataArray(vals, dims=("layer",), coords={"layer": layers}, attrs={"units": "1"})
+
+    models = {"LPL": acc([0.95, 0.97], ["fc1", "fc2"]), "untrained": acc([0.96, 0.95], ["fc1", "fc2"]),
+              "pixels": acc([0.94], ["pixels"])}
+    fig = plots.readout_figure(models, "linear readout of every layer, same probe")
+    check_figure(fig)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["fc1", "fc2"]
+    assert len(ax.get_legend().get_texts()) == 3  # every baseline is in the legend
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
