@@ -154,6 +154,9 @@ def test_demo_out_must_be_a_folder(tmp_path, capsys):
 
 @pytest.mark.slow
 @pytest.mark.standalone
+@pytest.mark.skipif(__import__("os").environ.get("RATESPIKE_STANDALONE_TESTS") != "1",
+                    reason="the full demo builds a cpp_standalone project and runs every model (minutes); "
+                           "set RATESPIKE_STANDALONE_TESTS=1 to run")
 def test_full_demo_with_brian2(tmp_path, capsys):
     """The real thing (a cpp_standalone build plus every model): minutes, opt-in."""
     out = tmp_path / "demo"

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pynwb
 import pytest
-
-pynwb = pytest.importorskip("pynwb")
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +67,7 @@ def test_round_trip_spike_times_exactly(spike_file, tmp_path):
 
 
 def test_nwbinspector_finds_nothing_critical(spike_file, tmp_path):
-    nwbinspector = pytest.importorskip("nwbinspector")
+    nwbinspector = pytest.importorskip("nwbinspector", reason="nwbinspector not installed (pip install '.[test]')")
     from bridge.nwb import export_nwb
 
     out = export_nwb(spike_file, tmp_path / "net.nwb")
