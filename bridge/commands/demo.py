@@ -47,8 +47,10 @@ MODELS = {
     "pixels": ("pixels (linear readout of the images)", {"baseline": "pixels"}),
 }
 STEPS = 7
-#: measured wall seconds per step at the defaults (2 cores, see docs/results/demo.md), for the estimate
-EST_RATE_S, EST_BUILD_S, EST_SIM_S_PER_S, EST_TWIN_S_PER_S = 150.0, 240.0, 2.0, 1.0
+#: wall seconds of the parts of the demo at the defaults, from one measured run on 2 shared cores (load
+#: average 8 to 11; docs/results/demo.md): the rate nets 35 s, the spiking build and 20 s run 221 s together,
+#: the twin and the comparisons 12 s; the runtime device simulates about 18 s per simulated second
+EST_RATE_S, EST_BUILD_S, EST_SIM_S_PER_S, EST_TWIN_S_PER_S = 40.0, 180.0, 2.0, 0.6
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
