@@ -83,7 +83,13 @@ def expected_seconds(args: argparse.Namespace) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
+    import os
+
     from bridge.errors import ConfigError
+
+    if "torch" not in sys.modules:
+        # OpenMP spin-waiting makes torch several times slower on shared cores; the user's setting wins
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
