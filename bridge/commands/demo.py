@@ -88,8 +88,10 @@ def run(args: argparse.Namespace) -> int:
     from bridge.errors import ConfigError
 
     if "torch" not in sys.modules:
-        # OpenMP spin-waiting makes torch several times slower on shared cores; the user's setting wins
+        # OpenMP spin-waiting makes torch several times slower on shared cores, and the demo's nets (an MLP of
+        # 256 units on 8x8 images) are too small to gain from more threads; the user's settings win
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
