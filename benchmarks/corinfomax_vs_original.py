@@ -18,7 +18,7 @@ the same).
 Example::
 
     OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE python benchmarks/corinfomax_vs_original.py \\
-        --original ~/src/Supervised-CorInfoMax --batches 300
+        --original path/to/Supervised-CorInfoMax --batches 300
 """
 from __future__ import annotations
 

@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "spike": "bridge.commands.spike",
     "compare": "bridge.commands.compare",
     "plot": "bridge.commands.plot",
+    "export": "bridge.commands.export",
 }
 
 

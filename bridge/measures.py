@@ -15,10 +15,14 @@ Measures
 * :func:`factor_selectivity`, :func:`selectivity_index` -- selectivity of each unit to a labelled input
   factor, and the contrast index of Halvagal & Zenke (2023), Methods ("selectivity").
 
-Why not rsatoolbox: the comparison here needs only correlation-distance RDMs and a Spearman correlation of
-their upper triangles, about twenty lines that are tested against SciPy below; rsatoolbox would add a
-second data model (its ``Dataset``/``RDMs`` classes) beside xarray and a dependency that is not installed
-on the target machines, for no measure this package uses.
+Which library computes what (also in ``docs/measures.md``): CKA, RDMs, RSA, ridge readouts, participation
+ratio and selectivity are this module's NumPy code; Spearman ranks come from SciPy (``rankdata``), the Lasso
+readout from scikit-learn. RDMs and RSA are checked against rsatoolbox, the field's RSA library, on the same
+data (``tests/test_measures.py``: its ``calc_rdm`` "correlation" RDM equals ours, its "euclidean" RDM equals
+ours squared over the unit count, and its ``compare(..., method="spearman")`` equals :func:`rsa` to 1e-12,
+tied distances included). The comparison is not routed through rsatoolbox at run time because it needs only
+these RDMs and one rank correlation, and rsatoolbox would add a second data model (its ``Dataset``/``RDMs``
+classes) beside xarray; it is a test dependency (``pip install ".[test]"``).
 """
 from __future__ import annotations
 

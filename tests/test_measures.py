@@ -113,6 +113,75 @@ def test_rsa_known_cases():
     assert np.isnan(M.rsa(x, np.ones((10, 3)), metric="euclidean"))
 
 
+# RSA against rsatoolbox, the field's library (Nili et al. 2014; Schütt et al. 2023), on the same data
+
+def _rsatoolbox():
+    return pytest.importorskip("rsatoolbox", reason="rsatoolbox not installed (pip install '.[test]')")
+
+
+@pytest.mark.parametrize("counts", [False, True], ids=["continuous", "spike-counts-with-ties"])
+def test_rdm_matches_rsatoolbox(counts):
+    rsat = _rsatoolbox()
+    r = _rng(11)
+    x = r.poisson(2.0, size=(20, 9)).astype(float) if counts else r.normal(size=(20, 9))
+    ds = rsat.data.Dataset(x)
+    # rsatoolbox's "correlation" RDM is 1 - Pearson r, as ours
+    got = rsat.rdm.calc_rdm(ds, method="correlation").get_matrices()[0]
+    np.testing.assert_allclose(M.rdm(x, "correlation"), got, atol=1e-12)
+    # its "euclidean" RDM is the squared distance per channel: ours squared over the unit count
+    got = rsat.rdm.calc_rdm(ds, method="euclidean").get_matrices()[0]
+    np.testing.assert_allclose(M.rdm(x, "euclidean") ** 2 / x.shape[1], got, atol=1e-10)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("metric", ["correlation", "euclidean"])
+def test_rsa_matches_rsatoolbox_spearman_comparison(seed, metric):
+    rsat = _rsatoolbox()
+    r = _rng(20 + seed)
+    x = r.normal(size=(25, 8))
+    y = x @ r.normal(size=(8, 6)) + r.normal(size=(25, 6)) * (1 + 2 * seed)  # related, less so for seed 1
+    rdm_x = rsat.rdm.calc_rdm(rsat.data.Dataset(x), method=metric)
+    rdm_y = rsat.rdm.calc_rdm(rsat.data.Dataset(y), method=metric)
+    ref = float(rsat.rdm.compare(rdm_x, rdm_y, method="spearman")[0, 0])
+    # a squared distance has the same ranks, so both metrics compare exactly as in rsatoolbox
+    assert M.rsa(x, y, metric=metric) == pytest.approx(ref, abs=1e-12)
+
+
+def test_rsa_with_tied_distances_matches_rsatoolbox():
+    """Integer spike counts give exactly tied Euclidean distances; both rank ties by their average."""
+    rsat = _rsatoolbox()
+    r = _rng(40)
+    x, y = r.poisson(1.0, size=(30, 3)).astype(float), r.poisson(1.0, size=(30, 2)).astype(float)
+    d = M.rdm(x, "euclidean")
+    assert len(np.unique(upper_triangle := d[np.triu_indices(30, 1)])) < upper_triangle.size / 4  # many ties
+    ref = float(rsat.rdm.compare(rsat.rdm.calc_rdm(rsat.data.Dataset(x), method="euclidean"),
+                                 rsat.rdm.calc_rdm(rsat.data.Dataset(y), method="euclidean"),
+                                 method="spearman")[0, 0])
+    assert M.rsa(x, y, metric="euclidean") == pytest.approx(ref, abs=1e-12)
+
+
+def test_compare_rsa_layers_match_rsatoolbox():
+    """The layer x layer RSA of ``ratespike compare`` is rsatoolbox's Spearman comparison of its RDMs."""
+    rsat = _rsatoolbox()
+    import xarray as xr
+
+    from bridge.compare import compare_representations
+
+    r = _rng(30)
+    a = {"l1": r.normal(size=(18, 5)), "l2": r.normal(size=(18, 7))}
+    b = {"m1": a["l1"] @ r.normal(size=(5, 4)), "m2": r.normal(size=(18, 3))}
+
+    def reps(d):
+        return {k: xr.Dataset({"response": (("stimulus", "unit"), v)}) for k, v in d.items()}
+
+    got = compare_representations(reps(a), reps(b), "rsa")["rsa"].values
+    rdms = {k: rsat.rdm.calc_rdm(rsat.data.Dataset(v), method="correlation") for k, v in {**a, **b}.items()}
+    for i, la in enumerate(a):
+        for j, lb in enumerate(b):
+            ref = float(rsat.rdm.compare(rdms[la], rdms[lb], method="spearman")[0, 0])
+            assert got[i, j] == pytest.approx(ref, abs=1e-12)
+
+
 # --- decoding -----------------------------------------------------------------------------------------------
 
 def test_classification_decoding_known_cases():

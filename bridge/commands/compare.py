@@ -72,6 +72,12 @@ def run(args: argparse.Namespace) -> int:
     print(f"{args.measure}: {ds.attrs['model_a']} ({a.name}, rows) vs {ds.attrs['model_b']} ({b.name}, columns), "
           f"{ds.attrs['n_samples']} {ds.attrs['sample_dim']} samples")
     print(format_table(ds))
+    from bridge.io import open_run
+    from bridge.summary import representation_note
+
+    for f in (a, b):
+        if note := representation_note(open_run(f), f):
+            print(f"{f.name}: {note}")
     if args.plot:
         from bridge.plots import plot_comparison
 

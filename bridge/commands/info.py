@@ -17,4 +17,8 @@ def run(args: argparse.Namespace) -> int:
     ds = open_run(args.file)
     print(f"{args.file}")
     print(describe(ds, list_groups(args.file)))
+    from bridge.summary import representation_note
+
+    if note := representation_note(ds, args.file):
+        print(note)
     return 0

@@ -200,12 +200,11 @@ def side_by_side(spike_path: str | os.PathLike, twin_path: str | os.PathLike, ou
     return ds
 
 
-def plot_side_by_side(ds: xr.Dataset, png: str | os.PathLike) -> Path:
+def side_by_side_figure(ds: xr.Dataset):
     """Four panels: decoding R^2 per population, relative selectivity histograms, PR, CKA/RSA."""
-    from bridge.plots import _figure, save_figure
+    from bridge.plots import grid, outside_legend, plain_ticks, title
 
-    fig, axes = _figure(1, 4, figsize=(17, 3.6))
-    ax = axes[0]
+    fig, ax = grid(4, panel_w=4.2, panel_h=3.4)
     pops = list(ds["population"].values)
     xpos = np.arange(len(pops))
     for k, net in enumerate(ds["network"].values):
@@ -213,20 +212,37 @@ def plot_side_by_side(ds: xr.Dataset, png: str | os.PathLike) -> Path:
         v = ds["relative_selectivity"].sel(network=net).values
         ax[1].hist(v[np.isfinite(v)], bins=np.linspace(-1, 1, 11), alpha=0.6, label=str(net))
     ax[0].set_xticks(xpos, pops)
-    ax[0].set_ylabel("decoding R^2 (held out)")
+    ax[0].set_xlabel("input population")
+    ax[0].set_ylabel("decoding R^2, held out [1]")
     ax[0].axhline(0, color="k", lw=0.5)
-    ax[0].legend(fontsize=8)
-    ax[1].set_xlabel("relative selectivity (w_P2 - w_P1)/(w_P2 + w_P1)")
-    ax[1].set_ylabel("E cells")
-    ax[1].legend(fontsize=8)
+    title(ax[0], "decoding each population's spike count per 25 ms bin from the E cells")
+    ax[1].set_xlabel("relative selectivity (w_P2 - w_P1)/(w_P2 + w_P1) [1]")
+    ax[1].set_ylabel("number of E cells")
+    title(ax[1], "selectivity from the mean input weights")
     ax[2].bar(list(ds["network"].values), ds["participation_ratio"].values, color=["C0", "C1"])
-    ax[2].set_ylabel("participation ratio")
+    ax[2].set_xlabel("network")
+    ax[2].set_ylabel("participation ratio [1]")
+    title(ax[2], "dimensionality of the E activity")
     names = ["cka", "cka_debiased", "rsa"]
     ax[3].bar(names, [float(ds[k]) for k in names], color="C2")
     ax[3].set_ylim(min(0.0, *[float(np.nan_to_num(ds[k])) for k in names]), 1)
-    ax[3].set_ylabel("similarity, spiking vs twin")
+    ax[3].set_xlabel("measure")
+    ax[3].set_ylabel("similarity, spiking vs twin [1]")
+    title(ax[3], "the two networks' E responses to the same input")
     for a in ax:
         a.grid(alpha=0.3)
+        plain_ticks(a)
+    outside_legend(ax[0])
+    outside_legend(ax[1])
+    dur = ds.attrs.get("spiking_duration_s")
     fig.suptitle(f"spiking Fig. 5 network vs its rate twin ({ds.attrs.get('n_bins')} bins of 25 ms from "
-                 f"t = {ds.attrs.get('window_start_s', 0):g} s)", fontsize=10)
-    return save_figure(fig, png)
+                 f"t = {ds.attrs.get('window_start_s', 0):g} s" + (f" of a {float(dur):g} s run)" if dur else ")"),
+                 fontsize=10)
+    return fig
+
+
+def plot_side_by_side(ds: xr.Dataset, png: str | os.PathLike) -> Path:
+    """Draw :func:`side_by_side_figure` and save it as PNG."""
+    from bridge.plots import save_figure
+
+    return save_figure(side_by_side_figure(ds), png)

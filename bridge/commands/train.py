@@ -84,5 +84,9 @@ def run(args: argparse.Namespace) -> int:
     if not args.keep_checkpoint:
         remove_checkpoint(ctx)
     print(f"{args.rule} on {args.dataset}: {final_metrics(ds)}")
+    from bridge.summary import representation_note
+
+    if note := representation_note(ds, out):
+        print(note)
     print(f"wrote {Path(out)}")
     return 0

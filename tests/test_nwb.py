@@ -1,0 +1,100 @@
+"""NWB export of a spiking run: pynwb reads back the exact spike times, nwbinspector finds nothing critical,
+and bad input is one line with exit status 2 (a missing file, a rate-network file, --out equal to the input)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pynwb
+import pytest
+
+
+@pytest.fixture(scope="module")
+def spike_file(tmp_path_factory):
+    """A tiny Fig. 5 network on the runtime device (numpy target: nothing is compiled), written as NetCDF."""
+    from bridge.io import write_run
+    from spiking.devices import use_device
+    from spiking.experiments import lpl_network as ln
+    from spiking.experiments.common import run_attrs
+
+    cfg = ln.Config(duration_s=0.3, n_per_population=6, n_exc=5, n_inh=2, ei_width=2.0, plasticity_start_s=0.0,
+                    w_input=0.8, record_last_s=0.2, rate_bin_s=0.1, weight_snapshot_s=0.1, trace_dt_s=0.1,
+                    eta=1.0, fast_rms=True, update_interval_s=0.1)
+    with use_device("runtime", seed=3, dt_ms=cfg.dt_ms, codegen="numpy") as dev:
+        ds, groups = ln._simulate(ln.effective(cfg), seed=3, dev=dev, progress=False)
+    ds.attrs.update(run_attrs(cfg, experiment="lpl-network", seed=3, dev=dev))
+    ds.attrs.update(condition=cfg.condition, complete=1)
+    return write_run(ds, tmp_path_factory.mktemp("nwb") / "net.nc", groups=groups)
+
+
+def test_round_trip_spike_times_exactly(spike_file, tmp_path):
+    from bridge.cli import main
+    from bridge.io import open_run
+
+    out = tmp_path / "net.nwb"
+    assert main(["export", str(spike_file), "--format", "nwb", "--out", str(out)]) == 0
+    ds = open_run(spike_file)
+    pops = [k[len("spike_time_"):] for k in ds.data_vars if k.startswith("spike_time_")]
+    assert set(pops) >= {"E", "I", "input"}
+    with pynwb.NWBHDF5IO(str(out), "r") as io:
+        nwb = io.read()
+        units = nwb.units.to_dataframe()
+        for pop in pops:
+            t, i = ds[f"spike_time_{pop}"].values, ds[f"spike_neuron_{pop}"].values
+            rows = units[units["population"] == pop]
+            assert len(rows) == ds[f"spike_neuron_{pop}"].attrs["n_neurons"]
+            for _, row in rows.iterrows():
+                want = np.sort(t[i == row["neuron_index"]])
+                np.testing.assert_array_equal(np.asarray(row["spike_times"]), want)  # bit for bit
+        # the recording window is each unit's observation interval
+        np.testing.assert_allclose(units["obs_intervals"].iloc[0], [[0.1, 0.3]])
+        # input population rates as a stimulus TimeSeries, on the file's own time axis
+        rates = nwb.stimulus["input_rate"]
+        np.testing.assert_array_equal(rates.data[:], ds["input_rate"].values)
+        np.testing.assert_allclose(rates.timestamps[:] if rates.timestamps is not None else
+                                   rates.starting_time + np.arange(rates.data.shape[0]) / rates.rate,
+                                   ds["input_time"].values, rtol=0, atol=1e-12)
+        assert rates.unit == ds["input_rate"].attrs["units"]
+        # final weights per synapse with their indices, and the full config
+        syn = nwb.processing["weights"]["synapses_input"].to_dataframe()
+        np.testing.assert_array_equal(syn["pre"].values, ds["w_input_pre"].values)
+        np.testing.assert_array_equal(syn["weight"].values, ds["w_input_final"].values)
+        cfg = nwb.processing["ratespike"]["config"].to_dataframe()
+        stored = dict(zip(cfg["field"], (json.loads(v) for v in cfg["value"])))
+        assert stored["duration_s"] == 0.3 and stored["n_exc"] == 5
+        assert json.loads(nwb.notes)["record_last_s"] == 0.2
+        assert "representations" in nwb.processing
+
+
+def test_nwbinspector_finds_nothing_critical(spike_file, tmp_path):
+    nwbinspector = pytest.importorskip("nwbinspector", reason="nwbinspector not installed (pip install '.[test]')")
+    from bridge.nwb import export_nwb
+
+    out = export_nwb(spike_file, tmp_path / "net.nwb")
+    msgs = list(nwbinspector.inspect_nwbfile(nwbfile_path=str(out)))
+    bad = [m for m in msgs if m.importance.name in ("CRITICAL", "PYNWB_VALIDATION", "ERROR")]
+    assert not bad, [f"{m.importance.name}: {m.check_function_name}: {m.message}" for m in bad]
+
+
+def test_bad_input_is_one_line_exit_2(spike_file, tmp_path, capsys):
+    from bridge.cli import main
+    from bridge.io import provenance, write_run
+
+    import xarray as xr
+
+    rate = write_run(xr.Dataset({"test_accuracy": ("epoch", [0.5])},
+                                attrs=provenance(kind="train", config_json="{}", seed=0)), tmp_path / "bp.nc")
+    before = spike_file.read_bytes()
+    cases = [
+        ["export", str(tmp_path / "missing.nc"), "--out", str(tmp_path / "x.nwb")],
+        ["export", str(rate), "--out", str(tmp_path / "x.nwb")],
+        ["export", str(spike_file), "--out", str(spike_file)],
+        ["export", str(spike_file), "--format", "hdf5", "--out", str(tmp_path / "x.nwb")],
+    ]
+    for argv in cases:
+        capsys.readouterr()
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("ratespike: error:"), err
+    assert spike_file.read_bytes() == before  # the input is untouched
+    assert not (tmp_path / "x.nwb").exists()
