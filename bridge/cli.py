@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "spike": "bridge.commands.spike",
     "compare": "bridge.commands.compare",
     "plot": "bridge.commands.plot",
+    "sweep": "bridge.commands.sweep",
 }
 
 

@@ -140,7 +140,8 @@ def results_dataset(rule_name: str, cfg: Any, ctx: RunContext, history: list[Map
     seed_attr: int | list[int] = seeds[0] if len(seeds) == 1 else list(seeds)
     ds.attrs.update(provenance(kind="train", config_json=to_json(cfg), seed=seed_attr,
                                extra={"rule": rule_name, "dataset": ctx.dataset, "device": ctx.device,
-                                      "epochs_completed": len(history), **ctx.extra_attrs}))
+                                      "epochs_completed": len(history),
+                                      "complete": int(len(history) >= cfg.epochs), **ctx.extra_attrs}))
     return ds
 
 
