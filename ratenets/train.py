@@ -34,6 +34,10 @@ from bridge.config import to_json
 from bridge.errors import ConfigError, DivergenceError, ResultsFileError
 from bridge.io import atomic_write, provenance, write_run
 from bridge.reps import groups_of
+from ratenets import distributed
+
+# under torchrun only rank 0 writes results files and checkpoints (ratenets.distributed)
+atomic_write, write_run = distributed.main_only(atomic_write), distributed.main_only(write_run)
 
 
 def seed_everything(seed: int) -> None:
@@ -183,7 +187,7 @@ def fit(rule_cls: type, cfg: Any, data: Any, ctx: RunContext,
         return ds, rule
 
     seed_everything(seeds[0])
-    device = resolve_device(ctx.device)
+    device = distributed.setup(rule_cls, resolve_device(ctx.device))  # joins torchrun's group, if any
     rule = rule_cls(cfg, data, seeds=seeds, device=device, progress=ctx.progress)
     history: list[dict[str, xr.DataArray]] = []
     start = 0
@@ -234,5 +238,5 @@ def fit(rule_cls: type, cfg: Any, data: Any, ctx: RunContext,
 def remove_checkpoint(ctx: RunContext) -> None:
     """Delete the checkpoint of a finished run (the CLI keeps it only with --keep-checkpoint)."""
     p = ctx.checkpoint_path()
-    if p is not None and p.is_file():
+    if p is not None and p.is_file() and distributed.is_main():
         os.unlink(p)

@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Literal
 import torch
 
 from bridge.errors import ConfigError
+from ratenets.distributed import average_gradients
 from ratenets.rules.base import SupervisedConfig, SupervisedRule, uniform_init
 
 
@@ -60,6 +61,7 @@ class BP(SupervisedRule):
 
     name: ClassVar[str] = "bp"
     Config: ClassVar[type] = BPConfig
+    data_parallel: ClassVar[bool] = True  # torchrun: gradients all-reduced over the ranks' slices of a batch
 
     def init_params(self) -> None:
         self.n_layers = len(self.sizes) - 1
@@ -74,6 +76,7 @@ class BP(SupervisedRule):
         loss = supervised_loss(out, y, self.config.loss)  # (seed,)
         self.opt.zero_grad(set_to_none=True)
         loss.sum().backward()
+        average_gradients(self.params.values(), x.shape[1])
         self.opt.step()
         return loss.detach()
 
