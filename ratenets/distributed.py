@@ -146,13 +146,20 @@ def all_sum(t: torch.Tensor) -> torch.Tensor:
 
 
 def gather_batch(x: torch.Tensor, dim: int = 0) -> torch.Tensor:
-    """Concatenate every rank's ``x`` along its batch dimension ``dim``, in rank order (gradients flow back to
-    this rank's part), for losses that need statistics of the whole batch. Ranks may hold unequal shares."""
+    """Concatenate every rank's ``x`` along its batch dimension ``dim``, in rank order, for losses that need
+    statistics of the whole batch (ranks may hold unequal shares).
+
+    Every rank then computes the same loss on the gathered batch; the backward pass gives this rank the
+    gradient of that one loss with respect to its own rows (the all-gather's backward sums the ranks'
+    identical copies, which :class:`_ScaleGrad` divides out). Sum the parameter gradients of such a loss
+    over the ranks with :func:`all_sum`.
+    """
     if not active():
         return x
     import torch.distributed.nn.functional as dfn
 
     size = world_size()
+    x = _ScaleGrad.apply(x, 1.0 / size)
     n = torch.tensor([x.shape[dim]], device=x.device)
     counts = [torch.zeros_like(n) for _ in range(size)]
     _dist().all_gather(counts, n)
@@ -164,6 +171,19 @@ def gather_batch(x: torch.Tensor, dim: int = 0) -> torch.Tensor:
         x = torch.cat([x, x.new_zeros(pad)], dim)
     parts = dfn.all_gather(x)
     return torch.cat([p.narrow(dim, 0, c) for p, c in zip(parts, counts)], dim)
+
+
+class _ScaleGrad(torch.autograd.Function):
+    """Identity forward; multiplies the incoming gradient by a constant."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, scale: float) -> torch.Tensor:  # noqa: D102
+        ctx.scale = scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # noqa: D102
+        return grad * ctx.scale, None
 
 
 def main_only(fn: F) -> F:
