@@ -284,7 +284,7 @@ def _point(cmd: str, merged: dict[str, Any], values: dict[str, Any], options: Ma
     model = opts[MODEL_KEY[cmd]]
     for k in fields:
         if k not in types_:
-            choices = [o for o in options if o != MODEL_KEY[cmd]] + list(types_)
+            choices = list(dict.fromkeys([o for o in options if o != MODEL_KEY[cmd]] + list(types_)))
             raise unknown_choice(f"key of 'ratespike {cmd}' (an option, or a config field of {model!r})", k,
                                  choices)
     sets = [f"{k}={_fmt_value(v)}" for k, v in fields.items()]

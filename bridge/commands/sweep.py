@@ -132,12 +132,14 @@ def _sweep(path: str, args: argparse.Namespace) -> int:
             print(f"# dask-jobqueue job script ({args.cluster}; the scheduler address is filled in at run time)")
             print(script.rstrip())
         return 0
-    check_writable(spec.out_dir / ".write-test")
-    if not tasks:
-        print(f"sweep: all {len(spec.points)} points complete in {spec.out_dir}", file=sys.stderr)
-        return 0
+    check_writable(spec.out_dir / "sweep.nc")
     from bridge.sweep import connect
 
+    if not tasks:
+        if args.scheduler:  # an unreachable address is an error even when nothing is left to run
+            connect(scheduler=args.scheduler, timeout_s=args.connect_timeout)[1]()
+        print(f"sweep: all {len(spec.points)} points complete in {spec.out_dir}", file=sys.stderr)
+        return 0
     client, close = connect(scheduler=args.scheduler, system=args.cluster, cluster_opts=spec.cluster,
                             workers=args.workers, n_tasks=len(tasks), timeout_s=args.connect_timeout,
                             retries=spec.retries)
