@@ -246,3 +246,29 @@ def test_partial_point_is_resumed_not_skipped(tmp_path):
     assert int(_attr(target, "complete")) == 1 and not Path(str(target) + ".ckpt").exists()
     ref, _ = fit(rule, cfg, rule.load_data(cfg, "digits", None), RunContext(dataset="digits"))
     np.testing.assert_allclose(xr.open_dataset(target)["test_accuracy"].values, ref["test_accuracy"].values)
+
+
+def test_plot_of_a_collected_sweep_draws_mean_and_sd_over_seeds(tmp_path, monkeypatch):
+    import json
+
+    from bridge import plots
+    from bridge.io import provenance
+
+    acc = np.array([[[0.5, 0.6], [0.7, 0.8]], [[0.55, 0.65], [0.75, 0.85]]])  # (rule, seed, epoch)
+    ds = xr.Dataset({"test_accuracy": (("rule", "seed", "epoch"), acc)},
+                    coords={"rule": ["bp", "fa"], "seed": [0, 1], "epoch": [1, 2]},
+                    attrs=provenance(kind="sweep", config_json="{}", seed=[0, 1],
+                                     extra={"sweep_dims": json.dumps(["rule", "seed"]), "points_complete": 4}))
+    drawn = []
+    real = plots.save_figure
+
+    def keep(fig, path):
+        ax = fig.axes[0]
+        drawn.append([line.get_ydata().tolist() for line in ax.lines if len(line.get_ydata()) == 2])
+        return real(fig, path)
+
+    monkeypatch.setattr(plots, "save_figure", keep)
+    png = plots.plot_file(ds, tmp_path / "s.png")
+    assert png.stat().st_size > 1000
+    means = [ys for ys in drawn[0] if ys in ([0.6, 0.7], [0.65, 0.75])]
+    assert len(means) == 2  # one line per rule: the seed mean at each epoch
