@@ -6,6 +6,7 @@ A sweep file (TOML) names the command, the output folder, the options every poin
     out_dir = "sweep-out"      # relative to the sweep file's folder
     retries = 2                # optional: reruns of a point whose process was killed (default 2)
     seed_block = 10            # optional: seeds per task for rules that batch seeds (default: all)
+    exclude = [{rule = "pc", dataset = "cifar10"}]   # optional: grid points left out (NaN when collected)
     [fixed]
     rule = "bp"
     dataset = "digits"
@@ -52,7 +53,7 @@ from typing import Any
 from bridge.errors import ConfigError, ResultsFileError, unknown_choice
 
 COMMANDS = ("train", "spike")
-TOP_KEYS = ("command", "out_dir", "fixed", "grid", "cluster", "retries", "seed_block")
+TOP_KEYS = ("command", "out_dir", "fixed", "grid", "exclude", "cluster", "retries", "seed_block")
 #: options the sweep sets itself; a sweep file may not name them
 MANAGED = {"out", "list", "resume", "keep-checkpoint", "no-progress", "set", "seeds", "help"}
 #: the positional argument that names the model, per command
@@ -121,13 +122,14 @@ class Spec:
     retries: int
     seed_block: int | None
     points: list[Point]
+    exclude: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def dims(self) -> list[str]:
         return list(self.grid)
 
     def to_json(self) -> str:
-        return json.dumps({"command": self.command, "fixed": self.fixed, "grid": self.grid,
+        return json.dumps({"command": self.command, "fixed": self.fixed, "grid": self.grid, "exclude": self.exclude,
                            "retries": self.retries, "seed_block": self.seed_block}, default=str)
 
 
@@ -236,6 +238,16 @@ def load_spec(path: str | os.PathLike, options: Mapping[str, Option], resolve: R
     seed_block = raw.get("seed_block")
     if seed_block is not None and (not isinstance(seed_block, int) or seed_block < 1):
         raise ConfigError(f"sweep file key 'seed_block' must be an integer >= 1, got {seed_block!r}")
+    exclude = raw.get("exclude", [])
+    if not isinstance(exclude, list) or not all(isinstance(e, dict) and e for e in exclude):
+        raise ConfigError("sweep file key 'exclude' must be a list of tables such as {rule = \"pc\", "
+                          "dataset = \"cifar10\"}")
+    for e in exclude:
+        for k, v in e.items():
+            if k not in grid:
+                raise unknown_choice("[grid] key in 'exclude'", k, grid)
+            if v not in grid[k]:
+                raise ConfigError(f"exclude: {v!r} is not a value of [grid] key {k!r} ({grid[k]!r})")
     model_key = MODEL_KEY[cmd]
     if model_key not in map(_norm, [*fixed, *grid]):
         raise ConfigError(f"sweep file names no {model_key}: put {model_key} = \"...\" in [fixed] or [grid]")
@@ -255,13 +267,17 @@ def load_spec(path: str | os.PathLike, options: Mapping[str, Option], resolve: R
     names: dict[str, dict] = {}
     for combo in itertools.product(*(grid[k] for k in keys)):
         values = dict(zip(keys, combo))
+        if any(all(values[k] == v for k, v in e.items()) for e in exclude):
+            continue
         points.append(_point(cmd, {**fixed, **values}, values, options, resolve))
         if points[-1].name in names:
             raise ConfigError(f"grid points {names[points[-1].name]} and {values} give the same file name "
                               f"{points[-1].name!r}")
         names[points[-1].name] = values
+    if not points:
+        raise ConfigError("'exclude' leaves no point of the grid")
     return Spec(path=p, command=cmd, out_dir=out, fixed=fixed, grid=grid, cluster=cluster, retries=retries,
-                seed_block=seed_block, points=points)
+                seed_block=seed_block, points=points, exclude=exclude)
 
 
 def _point(cmd: str, merged: dict[str, Any], values: dict[str, Any], options: Mapping[str, Option],
@@ -605,7 +621,7 @@ def collect(spec: Spec, partial: bool = False):
 
     Each point file is opened with ``chunks={}`` and gets the grid keys as new length-1 dimensions; the
     points are combined with :func:`xarray.combine_nested` (complete grid) or :func:`xarray.merge`
-    (``partial``: missing points are NaN). Provenance per point: ``point_config`` (the run's config JSON),
+    (``partial``, or points left out by ``exclude``: those are NaN). Provenance per point: ``point_config`` (the run's config JSON),
     ``point_file`` and ``point_complete``.
 
     Raises
@@ -635,7 +651,8 @@ def collect(spec: Spec, partial: bool = False):
         configs[pt.name] = ds.attrs.get("config", pt.config_json)
         ds = ds.drop_attrs() if hasattr(ds, "drop_attrs") else ds.assign_attrs({})
         parts[pt.name] = ds.expand_dims({k: [label(pt.values[k])] for k in dims})
-    if not missing:
+    full = len(spec.points) == math.prod(len(v) for v in spec.grid.values())  # no point excluded
+    if not missing and full:
         def nest(level: int, fixed: dict):
             if level == len(dims):
                 name = next(pt.name for pt in present if all(label(pt.values[k]) == v for k, v in fixed.items()))

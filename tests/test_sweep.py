@@ -272,3 +272,22 @@ def test_plot_of_a_collected_sweep_draws_mean_and_sd_over_seeds(tmp_path, monkey
     assert png.stat().st_size > 1000
     means = [ys for ys in drawn[0] if ys in ([0.6, 0.7], [0.65, 0.75])]
     assert len(means) == 2  # one line per rule: the seed mean at each epoch
+
+
+def test_exclude_leaves_points_out_and_bad_excludes_are_refused(tmp_path, capsys):
+    head = 'command = "train"\nout_dir = "o"\n'
+    grid = '[grid]\nrule = ["bp", "fa"]\ndataset = ["digits", "synthetic"]\nseed = [0, 1]\n'
+    spec = load(str(_spec(tmp_path, head + 'exclude = [{rule = "fa", dataset = "synthetic"}]\n' + grid)))
+    assert len(spec.points) == 6 and not any(p.values["rule"] == "fa" and p.values["dataset"] == "synthetic"
+                                             for p in spec.points)
+    for bad, fragment in (('exclude = [{model = "fa"}]\n', "'model'"), ('exclude = [{rule = "ep"}]\n', "'ep'"),
+                          ('exclude = "fa"\n', "list of tables")):
+        assert main(["sweep", str(_spec(tmp_path, head + bad + grid, "bad.toml")), "--dry-run"]) == 2
+        assert fragment in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["corinfomax_table.toml", "fig5_conditions.toml"])
+def test_the_analyses_sweep_files_load(name):
+    spec = load(str(Path(__file__).resolve().parents[1] / "analyses" / name))
+    assert len(spec.points) == {"corinfomax_table.toml": 230, "fig5_conditions.toml": 50}[name]
+    assert sweep.job_script("slurm", spec.cluster).startswith("#!/usr/bin/env bash")
