@@ -3,7 +3,7 @@
 Both runs train the same bp net on digits with the same global batch (so they compute the same result,
 see ``tests/test_ddp.py``); the N-process run splits every batch across the ranks and all-reduces the
 gradients (gloo on CPU, NCCL with ``--device cuda``). Each configuration runs ``--repeats`` times,
-alternating, and the best wall time of each is compared. Wall times include process start and data
+in alternating order, and the best wall time of each is compared. Wall times include process start and data
 loading, which the two share. Example::
 
     OMP_NUM_THREADS=1 python benchmarks/ddp_throughput.py --nproc 2 --epochs 2 --batch-size 200
@@ -39,8 +39,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"torchrun {args.nproc}": [sys.executable, "-m", "torch.distributed.run", "--standalone",
                                            "--nproc-per-node", str(args.nproc), "-m", *train, "--out",
                                            str(Path(tmp) / "ddp.nc")]}
-        for _ in range(args.repeats):
-            for name, cmd in cmds.items():
+        for k in range(args.repeats):  # alternating order, so a load change hits both alike
+            for name in (list(cmds) if k % 2 == 0 else list(cmds)[::-1]):
+                cmd = cmds[name]
                 t = time.perf_counter()
                 subprocess.run(cmd, check=True, env=env, capture_output=True)
                 best[name] = min(best[name], time.perf_counter() - t)
