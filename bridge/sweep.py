@@ -329,14 +329,22 @@ def _point(cmd: str, merged: dict[str, Any], values: dict[str, Any], options: Ma
 # status of points on disk
 # --------------------------------------------------------------------------------------------------
 def file_complete(path: Path) -> bool:
-    """True when ``path`` is a results file whose ``complete`` attribute is 1."""
+    """True when ``path`` is a finished results file: its ``complete`` attribute is 1.
+
+    A spiking file without the attribute counts as complete: ``ratespike spike`` writes its file once, when
+    the run ends, except in segmented runs, which carry ``complete = 0`` until they end. A training file
+    without it does not (the engine rewrites the file after every epoch).
+    """
     if not path.is_file():
         return False
     try:
         import netCDF4
 
         with netCDF4.Dataset(path, "r") as nc:
-            return int(getattr(nc, "complete", 0)) == 1
+            attrs = set(nc.ncattrs())
+            if "complete" not in attrs:
+                return "ratespike_version" in attrs and nc.getncattr("ratespike_kind") == "spike"
+            return int(nc.getncattr("complete")) == 1
     except (OSError, ValueError, TypeError):
         return False
 
@@ -555,7 +563,7 @@ def connect(*, scheduler: str | None = None, system: str | None = None, cluster_
     n = max(1, min(workers or local_workers(), n_tasks))
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                           silence_logs=logging.ERROR)
+                           silence_logs=logging.CRITICAL)
     client = Client(cluster)
 
     def close_local():

@@ -184,6 +184,7 @@ def test_sweep_runs_skips_isolates_a_failure_and_collects(tmp_path, capsys):
     assert not (out / "lr-1e+30_seed-0.nc").exists()
     assert "failed: lr-1e+30_seed-0, lr-1e+30_seed-1: training diverged" in cap.out
     assert "4/4 done" not in cap.err and "2 failed" in cap.err and "ETA" in cap.err
+    assert "Traceback" not in cap.err + cap.out
     # each point file is the single-seed run of its seed
     from ratenets.rules import get_rule
     from ratenets.train import RunContext, fit
@@ -291,3 +292,18 @@ def test_the_analyses_sweep_files_load(name):
     spec = load(str(Path(__file__).resolve().parents[1] / "analyses" / name))
     assert len(spec.points) == {"corinfomax_table.toml": 230, "fig5_conditions.toml": 50}[name]
     assert sweep.job_script("slurm", spec.cluster).startswith("#!/usr/bin/env bash")
+
+
+def test_which_files_count_as_complete(tmp_path):
+    def write(name, **attrs):
+        p = tmp_path / name
+        xr.Dataset({"x": ("t", [1.0])}, attrs={"ratespike_version": "0", **attrs}).to_netcdf(p)
+        return p
+
+    assert sweep.file_complete(write("t1.nc", ratespike_kind="train", complete=1))
+    assert not sweep.file_complete(write("t0.nc", ratespike_kind="train", complete=0))
+    assert not sweep.file_complete(write("t.nc", ratespike_kind="train"))  # rewritten every epoch
+    assert sweep.file_complete(write("s.nc", ratespike_kind="spike"))      # written once, at the end
+    assert not sweep.file_complete(write("seg.nc", ratespike_kind="spike", complete=0))
+    (tmp_path / "junk.nc").write_text("not netcdf")
+    assert not sweep.file_complete(tmp_path / "junk.nc") and not sweep.file_complete(tmp_path / "none.nc")
