@@ -66,6 +66,12 @@ def requested() -> int:
         raise ConfigError(f"WORLD_SIZE={os.environ['WORLD_SIZE']!r} is not an integer") from None
 
 
+def supports(rule_cls: type) -> bool:
+    """Whether a rule class itself (not a base class) declares ``data_parallel = True``: a subclass that
+    changes the update must opt in on its own."""
+    return bool(vars(rule_cls).get("data_parallel", False))
+
+
 def setup(rule_cls: type, device: torch.device) -> torch.device:
     """Join torchrun's process group if one is asked for; return this rank's device.
 
@@ -76,10 +82,10 @@ def setup(rule_cls: type, device: torch.device) -> torch.device:
     """
     if requested() <= 1:
         return device
-    if not getattr(rule_cls, "data_parallel", False):
+    if not supports(rule_cls):
         from ratenets.rules import RULES, get_rule
 
-        ok = [n for n in RULES if getattr(get_rule(n), "data_parallel", False)]
+        ok = [n for n in RULES if supports(get_rule(n))]
         raise ConfigError(f"rule {rule_cls.name!r} does not train data-parallel under torchrun (rules that do: "
                           f"{', '.join(ok)}); run it in one process")
     dist = _dist()
@@ -134,6 +140,19 @@ def average_gradients(params: Iterable[torch.Tensor], local_n: int) -> int:
         p.grad = (flat[off:off + k] / max(total, 1)).view_as(g)
         off += k
     return total
+
+
+def all_sum_many(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+    """The sum over the ranks of each tensor, in one all-reduce (the tensors themselves in one process)."""
+    if not active() or not tensors:
+        return tensors
+    flat = torch.cat([t.reshape(-1) for t in tensors])
+    _dist().all_reduce(flat)
+    out, off = [], 0
+    for t in tensors:
+        out.append(flat[off:off + t.numel()].view_as(t))
+        off += t.numel()
+    return out
 
 
 def all_sum(t: torch.Tensor) -> torch.Tensor:

@@ -55,6 +55,12 @@ SCRIPT = textwrap.dedent("""
     ctx.resume = True
     fit(rule, cfg, data, ctx)
 
+    cim = get_rule("corinfomax")
+    ccfg = cim.preset("digits")
+    ccfg = type(ccfg)(**{**ccfg.__dict__, "epochs": 1})
+    fit(cim, ccfg, cim.load_data(ccfg, "digits", None), RunContext(dataset="digits", seeds=(0, 1),
+                                                                   out=out / "corinfomax.nc"))
+
     r = distributed.rank()
     x = torch.full((r + 1, 3), float(r + 1), requires_grad=True)  # rank 0: 1 row, rank 1: 2 rows
     g = distributed.gather_batch(x, dim=0)
@@ -135,8 +141,10 @@ def test_rules_without_data_parallel_support_are_refused(monkeypatch):
     from ratenets.rules import get_rule
 
     monkeypatch.setenv("WORLD_SIZE", "2")
-    with pytest.raises(ConfigError, match="'lpl' does not train data-parallel.*bp"):
+    with pytest.raises(ConfigError, match="'lpl' does not train data-parallel.*bp, corinfomax\\)"):
         distributed.setup(get_rule("lpl"), torch.device("cpu"))
+    with pytest.raises(ConfigError, match="'corinfomax-sparse'"):  # a subclass opts in on its own
+        distributed.setup(get_rule("corinfomax-sparse"), torch.device("cpu"))
     monkeypatch.setenv("WORLD_SIZE", "1")
     assert distributed.setup(get_rule("lpl"), torch.device("cpu")) == torch.device("cpu")
 
@@ -148,3 +156,16 @@ def test_outside_torchrun_the_helpers_are_no_ops():
     p.sum().backward()
     assert distributed.average_gradients([p], 3) == 3 and torch.equal(p.grad, torch.ones(3))
     assert distributed.is_main() and distributed.world_size() == 1
+
+
+def test_corinfomax_under_two_processes_gives_the_single_process_run(ddp_run):
+    from ratenets.rules import get_rule
+    from ratenets.train import RunContext, fit
+
+    rule = get_rule("corinfomax")
+    cfg = rule.preset("digits")
+    cfg = type(cfg)(**{**cfg.__dict__, "epochs": 1})
+    one, _ = fit(rule, cfg, rule.load_data(cfg, "digits", None), RunContext(dataset="digits", seeds=(0, 1)))
+    two = xr.open_dataset(ddp_run / "corinfomax.nc")
+    for name in METRICS:
+        np.testing.assert_allclose(two[name].values, one[name].values, rtol=1e-4, atol=1e-4, err_msg=name)
