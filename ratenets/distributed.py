@@ -155,6 +155,15 @@ def all_sum_many(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
     return out
 
 
+def all_true(flag: bool) -> bool:
+    """True when ``flag`` holds on every rank (``flag`` itself in one process): a branch all ranks take."""
+    if not active():
+        return flag
+    t = torch.tensor([0.0 if flag else 1.0])
+    _dist().all_reduce(t)
+    return float(t) == 0.0
+
+
 def all_sum(t: torch.Tensor) -> torch.Tensor:
     """The sum of ``t`` over the ranks (``t`` itself in one process)."""
     if not active():

@@ -66,7 +66,8 @@ SCRIPT = textwrap.dedent("""
     g = distributed.gather_batch(x, dim=0)
     (g * torch.arange(1.0, 4.0).unsqueeze(1)).sum().backward()
     res = {"rank": r, "world": distributed.world_size(), "gathered": g.tolist(), "grad": x.grad.tolist(),
-           "bounds": [distributed.bounds(5, 2, k) for k in range(2)]}
+           "bounds": [distributed.bounds(5, 2, k) for k in range(2)],
+           "all_true": [distributed.all_true(True), distributed.all_true(r == 0)]}
     (out / f"rank{r}.json").write_text(json.dumps(res))
 """)
 
@@ -126,6 +127,7 @@ def test_gather_batch_concatenates_unequal_shares_and_routes_gradients(ddp_run):
         want = [[1.0] * 3] if r == 0 else [[2.0] * 3, [3.0] * 3]
         assert res["grad"] == want
         assert res["bounds"] == [[0, 3], [3, 5]]
+        assert res["all_true"] == [True, False]  # a flag false on one rank is false on every rank
 
 
 def test_bounds_partition_any_batch():
