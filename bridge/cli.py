@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "compare": "bridge.commands.compare",
     "plot": "bridge.commands.plot",
     "export": "bridge.commands.export",
+    "sweep": "bridge.commands.sweep",
 }
 
 

@@ -347,6 +347,53 @@ def _plot_panels(ds: xr.Dataset, path: str | os.PathLike, reps: dict[str, xr.Dat
     return save_figure(panels_figure(ds, reps), path)
 
 
+def plot_sweep(ds: xr.Dataset, path: str | os.PathLike, max_panels: int = 4) -> Path:
+    """A collected sweep (``ratespike sweep collect``): one panel per metric, one line per combination of
+    the grid's other dimensions, mean +- s.d. across ``seed`` (a band; no band with one seed).
+
+    Metrics with an ``epoch`` dimension are drawn over epochs; the others as points per grid combination.
+    """
+    import json
+
+    dims = [d for d in json.loads(ds.attrs.get("sweep_dims", "[]")) if d in ds.dims]
+    names = [n for n, v in ds.data_vars.items() if v.dtype.kind == "f" and set(dims) <= set(v.dims)
+             and not n.startswith("point_") and set(v.dims) <= set(dims) | {"epoch"}]
+    names = sorted(names, key=lambda n: (not n.startswith("test_"), n))[:max_panels]
+    if not names:
+        raise ValueError("no sweep metrics to plot")
+    others = [d for d in dims if d != "seed"]
+    fig, axes = _figure(1, len(names), figsize=(4.6 * len(names), 3.6))
+    for ax, name in zip(axes[0], names):
+        da = ds[name]
+        mean = da.mean("seed") if "seed" in da.dims else da
+        sd = da.std("seed") if "seed" in da.dims and da.sizes["seed"] > 1 else None
+        combos = (mean.stack(_combo=others) if others else mean.expand_dims(_combo=[0]))
+        sds = (sd.stack(_combo=others) if others else sd.expand_dims(_combo=[0])) if sd is not None else None
+        for i in range(combos.sizes["_combo"]):
+            m = combos.isel(_combo=i)
+            lab = ", ".join(f"{d}={m[d].item()}" for d in others) if others else ""
+            if "epoch" in m.dims:
+                x = m["epoch"].values
+                s_ = sds.isel(_combo=i).values if sds is not None else None
+                ax.errorbar(x, m.values, yerr=s_, marker="o", capsize=3, label=lab or None)
+                if s_ is not None and len(x) > 1:
+                    ax.fill_between(x, m.values - s_, m.values + s_, alpha=0.2)
+                ax.set_xlabel("epoch")
+            else:
+                err = float(sds.isel(_combo=i)) if sds is not None else None
+                ax.errorbar([i], [float(m)], yerr=err, fmt="o", capsize=3, label=lab or None)
+                ax.set_xticks([])
+        ax.set_ylabel(f"{name} [{da.attrs.get('units', '')}]")
+        ax.set_title(da.attrs.get("long_name", name) + (" (mean +- s.d. over seeds)" if sd is not None else ""),
+                     fontsize=9)
+        ax.grid(alpha=0.3)
+        if others:
+            ax.legend(fontsize=6)
+    n = int(ds.attrs.get("points_complete", 0))
+    fig.suptitle(f"sweep over {', '.join(dims)} ({n} points)", fontsize=10)
+    return save_figure(fig, path)
+
+
 def plot_file(ds: xr.Dataset, out: str | os.PathLike, path: str | os.PathLike | None = None) -> Path:
     """The figure that fits a results file: comparison -> heat map; training run -> curves; else a summary.
 
@@ -357,6 +404,8 @@ def plot_file(ds: xr.Dataset, out: str | os.PathLike, path: str | os.PathLike | 
     """
     from bridge.errors import ResultsFileError
 
+    if ds.attrs.get("ratespike_kind") == "sweep":
+        return plot_sweep(ds, out)
     if any({"layer_a", "layer_b"} <= set(v.dims) for v in ds.data_vars.values()):
         return plot_comparison(ds, out)
     if any("epoch" in v.dims and v.dtype.kind == "f" for v in ds.data_vars.values()):

@@ -46,6 +46,10 @@ from bridge.errors import ConfigError, DivergenceError, ResultsFileError, StopSi
 from bridge.io import (atomic_write, deferred_signals, list_groups, open_group, provenance, ratespike_version,
                        write_run)
 from bridge.reps import groups_of
+from ratenets import distributed
+
+# under torchrun only rank 0 writes results files and checkpoints (ratenets.distributed)
+atomic_write, write_run = distributed.main_only(atomic_write), distributed.main_only(write_run)
 
 #: the checkpoint layout this engine writes and reads
 CHECKPOINT_FORMAT = "ratespike-checkpoint-2"
@@ -491,7 +495,7 @@ def fit(rule_cls: type, cfg: Any, data: Any, ctx: RunContext,
         raise ConfigError(f"seeds must be in 0..2**63-1, got {max(seeds) if max(seeds) > 0 else min(seeds)}")
     if len(set(seeds)) != len(seeds):
         raise ConfigError("seeds repeat")
-    device = resolve_device(ctx.device)
+    device = distributed.setup(rule_cls, resolve_device(ctx.device))  # joins torchrun's group, if any
     batched = bool(getattr(rule_cls, "batched_seeds", False)) or len(seeds) == 1
     estimate = getattr(rule_cls, "estimate_bytes", None)
     if estimate is not None:
@@ -599,5 +603,5 @@ def remove_checkpoint(ctx: RunContext) -> None:
     The finished results file holds the final state, so ``--resume`` can still extend the run.
     """
     p = ctx.checkpoint_path()
-    if p is not None and p.is_file():
+    if p is not None and p.is_file() and distributed.is_main():
         os.unlink(p)

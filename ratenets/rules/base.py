@@ -26,6 +26,7 @@ import xarray as xr
 from bridge.config import check_positive
 from bridge.errors import ConfigError
 from bridge.reps import PROBE_SIZE, representation
+from ratenets.distributed import all_sum, local_batch
 from ratenets.data import ImageDataset, batches, check_dataset_name, load_dataset, to_float
 from ratenets.train import progress as _progress
 
@@ -167,10 +168,12 @@ class SupervisedRule(ABC):
         correct = torch.zeros(len(self.seeds), device=self.device, dtype=torch.float64)
         it = _progress(range(nb), desc=f"{self.name} epoch {epoch}", enabled=self.show_progress)
         for b in it:
-            idx = perms[:, b * bs:(b + 1) * bs]  # (seed, batch)
+            idx = local_batch(perms[:, b * bs:(b + 1) * bs])  # (seed, batch); this rank's slice under torchrun
             x, y = self.x_train[idx], self.y_train[idx]
             loss = self.train_batch(x, y)
-            loss_sum += loss.detach().double() * idx.shape[1]
+            if idx.shape[1]:
+                loss_sum += loss.detach().double() * idx.shape[1]
+        loss_sum = all_sum(loss_sum)
         train_acc = self._accuracy(self.x_train, self.y_train)
         return {
             "train_loss": xr.DataArray(loss_sum.cpu().numpy() / n, dims=("seed",),

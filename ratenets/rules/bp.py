@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Literal
 import torch
 
 from bridge.errors import ConfigError
+from ratenets.distributed import average_gradients
 from ratenets.rules.base import SupervisedConfig, SupervisedRule, check_dataset, uniform_init
 
 
@@ -93,6 +94,8 @@ class BP(SupervisedRule):
 
     name: ClassVar[str] = "bp"
     Config: ClassVar[type] = BPConfig
+    data_parallel: ClassVar[bool] = True  # torchrun: gradients all-reduced over the ranks' slices of a batch
+
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = BP_PRESETS
     DEEP_PRESETS: ClassVar[dict[str, dict[str, Any]]] = BP_3LAYER
 
@@ -131,6 +134,7 @@ class BP(SupervisedRule):
         loss = supervised_loss(out, y, self.config.loss)  # (seed,)
         self.opt.zero_grad(set_to_none=True)
         loss.sum().backward()
+        average_gradients(self.params.values(), x.shape[1])
         self.opt.step()
         return loss.detach()
 

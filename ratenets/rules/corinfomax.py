@@ -52,6 +52,7 @@ import xarray as xr
 
 from bridge.config import check_positive, check_range
 from bridge.errors import ConfigError
+from ratenets import distributed
 from ratenets.rules.local import (LocalConfig, LocalRule, angle_degrees, check_stages, hard_sigmoid, layer_names,
                                   stage_decay)
 
@@ -151,6 +152,9 @@ class CorInfoMax(LocalRule):
     Config: ClassVar[type] = CorInfoMaxConfig
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = CORINFOMAX_PRESETS
     DEEP_PRESETS: ClassVar[dict[str, dict[str, Any]]] = CORINFOMAX_3LAYER
+    #: torchrun: each rank relaxes its slice of the batch; the batch sums of the updates (and of the
+    #: lateral correlation estimate) are all-reduced, so every rank applies the full batch's update
+    data_parallel: ClassVar[bool] = True
 
     @classmethod
     def preset(cls, dataset: str, depth: int = 2) -> Any:
@@ -279,7 +283,7 @@ class CorInfoMax(LocalRule):
                       epoch: int) -> None:
         """The contrastive W_ff / W_fb updates and the lateral B update of one batch (module docstring)."""
         c, p = self.config, self.params
-        n = x.shape[1]
+        n = int(distributed.all_sum(torch.tensor(float(x.shape[1]))).item())  # the global batch (torchrun)
         decay = stage_decay(epoch - 1, c.lr_decay_epochs, c.lr_decay_factors)
         L0, Lb = [x, *r0], [x, *rb]
         updates: dict[str, torch.Tensor] = {}
@@ -298,6 +302,10 @@ class CorInfoMax(LocalRule):
                 ebb, eb0 = Lb[k] - torch.bmm(Lb[k + 1], Wb), L0[k] - torch.bmm(L0[k + 1], Wb)
                 post = torch.cat([Lb[k + 1], L0[k + 1]], dim=1)  # (seed, 2 batch, n_k)
                 updates[f"Wb{k}"] = fb_scale * torch.bmm(post.transpose(1, 2), torch.cat([ebb, -eb0], dim=1))
+        zz = [torch.bmm(z.transpose(1, 2), z) for z in  # rows of (B r)^T, (seed, batch, n_k), per layer
+              (torch.bmm(rb[k], p[f"B{k}"].transpose(1, 2)) for k in range(self.P))]
+        sums = distributed.all_sum_many([*updates.values(), *zz])  # batch sums over the ranks' slices
+        updates, zz = dict(zip(updates, sums[:len(updates)])), sums[len(updates):]
         for name, d in updates.items():
             p[name].add_(d)
             if c.weight_decay:
@@ -305,9 +313,7 @@ class CorInfoMax(LocalRule):
                 lr = c.lr_ff[k] if name.startswith("Wf") else c.lr_fb[k]
                 p[name].sub_(lr * decay * c.eps * p[name])
         for k in range(self.P):
-            B = p[f"B{k}"]
-            z = torch.bmm(rb[k], B.transpose(1, 2))  # (seed, batch, n_k): rows of (B r)^T
-            B.sub_(self.gam / n * torch.bmm(z.transpose(1, 2), z)).div_(c.lam)
+            p[f"B{k}"].sub_(self.gam / n * zz[k]).div_(c.lam)
 
     # --- inference and diagnostics ----------------------------------------------------------------------
     @torch.no_grad()

@@ -28,6 +28,7 @@ import xarray as xr
 
 from bridge.errors import ConfigError, DivergenceError
 from ratenets.data import ImageDataset, load_dataset
+from ratenets.distributed import all_sum, all_true, local_batch
 from ratenets.rules.base import SupervisedConfig, SupervisedRule, check_dataset
 from ratenets.train import progress as _progress
 
@@ -177,16 +178,20 @@ class LocalRule(SupervisedRule):
         loss_sum = torch.zeros(S, device=self.device, dtype=torch.float64)
         correct = torch.zeros(S, device=self.device, dtype=torch.float64)
         for b in _progress(range(nb), desc=f"{self.name} epoch {epoch}", enabled=self.show_progress):
-            idx = perms[:, b * bs:(b + 1) * bs]  # (seed, batch)
+            idx = local_batch(perms[:, b * bs:(b + 1) * bs])  # (seed, batch); this rank's slice under torchrun
             x, y = self.x_train[idx], self.y_train[idx]
             loss, scores = self.step(x, y, epoch)
-            if not bool(torch.isfinite(loss).all()):
-                bad = int((~torch.isfinite(loss)).nonzero()[0, 0])
+            # under torchrun every rank must take the same branch; a rank may have no share of a short batch
+            finite = idx.shape[1] == 0 or bool(torch.isfinite(loss).all())
+            if not all_true(finite):
+                bad = 0 if finite else int((~torch.isfinite(loss)).nonzero()[0, 0])
                 raise DivergenceError(f"training diverged in epoch {epoch} (batch {b + 1} of {nb}): non-finite "
                                       f"states or weights for seed {self.seeds[bad]}; results of the finished "
                                       "epochs are kept")
-            loss_sum += loss.detach().double() * idx.shape[1]
-            correct += (scores.argmax(-1) == y).double().sum(1)
+            if idx.shape[1]:
+                loss_sum += loss.detach().double() * idx.shape[1]
+                correct += (scores.argmax(-1) == y).double().sum(1)
+        loss_sum, correct = all_sum(loss_sum), all_sum(correct)
         self.check_params(epoch)
         if self.config.train_eval == "full":
             train_acc = self._accuracy(self.x_train, self.y_train)

@@ -1,0 +1,173 @@
+"""Data-parallel training under torchrun (gloo, 2 CPU processes) gives the single-process run; resume works."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+
+from bridge.errors import ConfigError
+from ratenets import distributed
+
+REPO = Path(__file__).resolve().parents[1]
+HIDDEN = (32,)
+
+# Runs under torchrun: a plain run, an interrupted run resumed, and a gather of unequal shares.
+SCRIPT = textwrap.dedent("""
+    import json, sys
+    from pathlib import Path
+    import torch
+    from ratenets import distributed
+    from ratenets.rules import get_rule
+    from ratenets.train import RunContext, fit
+
+    out = Path(sys.argv[1])
+    rule = get_rule("bp")
+    cfg = rule.Config(epochs=2, hidden=(32,))
+    data = rule.load_data(cfg, "digits", None)
+    fit(rule, cfg, data, RunContext(dataset="digits", seeds=(0, 1), out=out / "ddp.nc"))
+
+    class Stop(Exception):
+        pass
+
+    def stop(epoch, metrics):
+        if epoch == 1:
+            raise Stop
+    ctx = RunContext(dataset="digits", seeds=(0, 1), out=out / "resumed.nc")
+    try:
+        fit(rule, cfg, data, ctx, on_epoch=stop)
+    except Stop:
+        pass
+    torch.distributed.barrier()
+    if distributed.is_main():
+        import netCDF4
+        with netCDF4.Dataset(out / "resumed.nc") as nc:
+            (out / "interrupted.json").write_text(json.dumps({"complete": int(nc.complete),
+                                                              "ckpt": (out / "resumed.nc.ckpt").is_file()}))
+    torch.distributed.barrier()
+    ctx.resume = True
+    fit(rule, cfg, data, ctx)
+
+    cim = get_rule("corinfomax")
+    ccfg = cim.preset("digits")
+    ccfg = type(ccfg)(**{**ccfg.__dict__, "epochs": 1})
+    fit(cim, ccfg, cim.load_data(ccfg, "digits", None), RunContext(dataset="digits", seeds=(0, 1),
+                                                                   out=out / "corinfomax.nc"))
+
+    r = distributed.rank()
+    x = torch.full((r + 1, 3), float(r + 1), requires_grad=True)  # rank 0: 1 row, rank 1: 2 rows
+    g = distributed.gather_batch(x, dim=0)
+    (g * torch.arange(1.0, 4.0).unsqueeze(1)).sum().backward()
+    res = {"rank": r, "world": distributed.world_size(), "gathered": g.tolist(), "grad": x.grad.tolist(),
+           "bounds": [distributed.bounds(5, 2, k) for k in range(2)],
+           "all_true": [distributed.all_true(True), distributed.all_true(r == 0)]}
+    (out / f"rank{r}.json").write_text(json.dumps(res))
+""")
+
+
+@pytest.fixture(scope="module")
+def ddp_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ddp")
+    script = out / "ddp_script.py"
+    script.write_text(SCRIPT)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+           "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                           str(script), str(out)], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    return out
+
+
+def _single_process(tmp_path) -> xr.Dataset:
+    from ratenets.rules import get_rule
+    from ratenets.train import RunContext, fit
+
+    rule = get_rule("bp")
+    cfg = rule.Config(epochs=2, hidden=HIDDEN)
+    ds, _ = fit(rule, cfg, rule.load_data(cfg, "digits", None), RunContext(dataset="digits", seeds=(0, 1)))
+    return ds
+
+
+METRICS = ("train_loss", "train_accuracy", "test_accuracy")
+
+
+def test_two_processes_give_the_single_process_run(ddp_run, tmp_path):
+    one = _single_process(tmp_path)
+    two = xr.open_dataset(ddp_run / "ddp.nc")
+    assert int(two.attrs["complete"]) == 1
+    for name in METRICS:
+        np.testing.assert_allclose(two[name].values, one[name].values, rtol=1e-5, atol=1e-6, err_msg=name)
+    # the two seeds differ from each other by far more than the tolerance: the comparison can fail
+    assert abs(float(one["train_loss"].isel(seed=0, epoch=-1) - one["train_loss"].isel(seed=1, epoch=-1))) > 1e-5
+
+
+def test_resume_under_ddp_continues_the_run(ddp_run, tmp_path):
+    state = json.loads((ddp_run / "interrupted.json").read_text())
+    assert state == {"complete": 0, "ckpt": True}  # rank 0 wrote a partial file and its checkpoint
+    one = _single_process(tmp_path)
+    resumed = xr.open_dataset(ddp_run / "resumed.nc")
+    assert int(resumed.attrs["complete"]) == 1 and resumed.sizes["epoch"] == 2
+    for name in METRICS:
+        np.testing.assert_allclose(resumed[name].values, one[name].values, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_gather_batch_concatenates_unequal_shares_and_routes_gradients(ddp_run):
+    for r in (0, 1):
+        res = json.loads((ddp_run / f"rank{r}.json").read_text())
+        assert res["world"] == 2
+        assert res["gathered"] == [[1.0] * 3, [2.0] * 3, [2.0] * 3]
+        # d/dx of sum(row_i * (i+1)): rank 0 owns row 0 (weight 1), rank 1 rows 1, 2 (weights 2, 3)
+        want = [[1.0] * 3] if r == 0 else [[2.0] * 3, [3.0] * 3]
+        assert res["grad"] == want
+        assert res["bounds"] == [[0, 3], [3, 5]]
+        assert res["all_true"] == [True, False]  # a flag false on one rank is false on every rank
+
+
+def test_bounds_partition_any_batch():
+    for n in range(0, 23):
+        for size in (1, 2, 3, 4):
+            parts = [distributed.bounds(n, size, r) for r in range(size)]
+            assert parts[0][0] == 0 and parts[-1][1] == n
+            assert all(a[1] == b[0] for a, b in zip(parts, parts[1:]))
+            assert max(b - a for a, b in parts) - min(b - a for a, b in parts) <= 1
+
+
+def test_rules_without_data_parallel_support_are_refused(monkeypatch):
+    from ratenets.rules import get_rule
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ConfigError, match="'lpl' does not train data-parallel.*bp, corinfomax\\)"):
+        distributed.setup(get_rule("lpl"), torch.device("cpu"))
+    with pytest.raises(ConfigError, match="'corinfomax-sparse'"):  # a subclass opts in on its own
+        distributed.setup(get_rule("corinfomax-sparse"), torch.device("cpu"))
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert distributed.setup(get_rule("lpl"), torch.device("cpu")) == torch.device("cpu")
+
+
+def test_outside_torchrun_the_helpers_are_no_ops():
+    idx = torch.arange(10).reshape(1, 10)
+    assert distributed.local_batch(idx) is idx
+    p = torch.ones(3, requires_grad=True)
+    p.sum().backward()
+    assert distributed.average_gradients([p], 3) == 3 and torch.equal(p.grad, torch.ones(3))
+    assert distributed.is_main() and distributed.world_size() == 1
+
+
+def test_corinfomax_under_two_processes_gives_the_single_process_run(ddp_run):
+    from ratenets.rules import get_rule
+    from ratenets.train import RunContext, fit
+
+    rule = get_rule("corinfomax")
+    cfg = rule.preset("digits")
+    cfg = type(cfg)(**{**cfg.__dict__, "epochs": 1})
+    one, _ = fit(rule, cfg, rule.load_data(cfg, "digits", None), RunContext(dataset="digits", seeds=(0, 1)))
+    two = xr.open_dataset(ddp_run / "corinfomax.nc")
+    for name in METRICS:
+        np.testing.assert_allclose(two[name].values, one[name].values, rtol=1e-4, atol=1e-4, err_msg=name)
