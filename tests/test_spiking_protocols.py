@@ -1,7 +1,7 @@
 """STDP-protocol window signs, the five input populations, configs and the ``ratespike spike`` CLI errors.
 
 Everything here runs on the Brian2 runtime device with the numpy target (no compiler); the protocol uses
-dt = 0.5 ms (delays keep their 8-step length) and 10 pairings so that it takes seconds, and checks only the
+dt = 0.1 ms (the clamp dynamics depend on the step) and 10 pairings so that it takes seconds, and checks only the
 signs the paper reports (lpl.md section 4, "STDP protocol": LTP at +12 ms and LTD at -30 ms for sigma2 = 0.1,
 a reversed window for sigma2 = 100).
 """
@@ -22,8 +22,8 @@ def windows():
     from spiking.devices import use_device
     from spiking.experiments import stdp_protocol as sp
 
-    cfgs = [sp.Config(sigma2=s, n_pairings=10, duration_s=1.3, dt_ms=0.5, delay_ms=4.0) for s in (0.1, 1.0, 100.0)]
-    with use_device("runtime", seed=0, dt_ms=0.5, codegen="numpy") as dev:
+    cfgs = [sp.Config(sigma2=s, n_pairings=10, duration_s=1.3) for s in (0.1, 1.0, 100.0)]
+    with use_device("runtime", seed=0, dt_ms=0.1, codegen="numpy") as dev:
         out = sp.simulate_conditions(cfgs, seed=0, dev=dev)
     return dict(zip((0.1, 1.0, 100.0), out))
 
