@@ -128,7 +128,8 @@ def rate_table(cfg: Any, table_dt_s: float = 1e-3, seed: int | None = None) -> t
 INPUT_EQS = """
 pop : integer (constant)
 loop_len : second (constant)
-rate = rates_table(t % loop_len, pop) : Hz
+t_off : second (shared)
+rate = rates_table((t + t_off) % loop_len, pop) : Hz
 """
 
 
@@ -148,6 +149,7 @@ def input_group(cfg: Any, *, extra_eqs: str = "", name: str = "inputs", table_dt
     pop = np.repeat(np.arange(5), n)
     g.pop = pop
     g.loop_len = loops[pop] * second
+    g.t_off = 0 * second  # simulated time = t + t_off (segments of a standalone run)
     return g
 
 

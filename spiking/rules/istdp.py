@@ -5,7 +5,8 @@ inhibitory spike w <- clip(w + zeta (x_post - alpha), 0, w_max); at an excitator
 w <- clip(w + zeta x_pre, 0, w_max), with alpha = 2 kappa tau (target rate kappa). Erratum of Halvagal &
 Zenke (2023): their printed Eq. (24) has +2 kappa tau; the code (followed here) uses -2 kappa tau.
 Traces are event-driven, so the cost is per spike. Plasticity is gated off before ``plasticity_start_s``
-(the LPL priming phase) through ``t_plastic``.
+(the LPL priming phase) through ``t_plastic``. ``zeta``, ``t_plastic`` and the time offset ``t_off`` are
+shared synapse variables (run-time values of a standalone binary); "inhib-fixed" is zeta = 0.
 """
 from __future__ import annotations
 
@@ -16,17 +17,20 @@ from bridge.config import check_positive
 from bridge.errors import ConfigError
 
 ISTDP_EQS = """
+zeta : 1 (shared)
+t_plastic : second (shared)
+t_off : second (shared)
 w : 1
 dxpre/dt = -xpre / tau_istdp : 1 (event-driven)
 dxpost/dt = -xpost / tau_istdp : 1 (event-driven)
 """
 ON_PRE = """
 g_gaba_post += w
-w = clip(w + int(t >= t_plastic) * zeta * (xpost - alpha), 0, w_max_ie)
+w = clip(w + int(t + t_off >= t_plastic) * zeta * (xpost - alpha), 0, w_max_ie)
 xpre += 1
 """
 ON_POST = """
-w = clip(w + int(t >= t_plastic) * zeta * xpre, 0, w_max_ie)
+w = clip(w + int(t + t_off >= t_plastic) * zeta * xpre, 0, w_max_ie)
 xpost += 1
 """
 
@@ -56,15 +60,16 @@ def istdp_synapses(pre, post, cfg: Any, *, i, j, w0: float, delay_ms: float, pla
     """Inhibitory synapses ``pre -> post`` (target ``g_gaba``), plastic with the Vogels rule or fixed."""
     from brian2 import Synapses, ms, second
 
-    ns = {"tau_istdp": cfg.tau_istdp_ms * ms, "zeta": float(cfg.zeta) if plastic else 0.0,
-          "alpha": 2 * cfg.kappa_hz * cfg.tau_istdp_ms * 1e-3, "w_max_ie": float(cfg.w_max_ie),
-          "t_plastic": plasticity_start_s * second}
-    if plastic:
-        syn = Synapses(pre, post, ISTDP_EQS, on_pre=ON_PRE, on_post=ON_POST, delay=delay_ms * ms,
-                       namespace=ns, name=name)
-        syn.connect(i=i, j=j)
+    ns = {"tau_istdp": cfg.tau_istdp_ms * ms,
+          "alpha": 2 * cfg.kappa_hz * cfg.tau_istdp_ms * 1e-3, "w_max_ie": float(cfg.w_max_ie)}
+    syn = Synapses(pre, post, ISTDP_EQS, on_pre=ON_PRE, on_post=ON_POST, delay=delay_ms * ms,
+                   namespace=ns, name=name)
+    if isinstance(i, str):  # a connection probability expression drawn inside the binary
+        syn.connect(p=i, namespace=dict(j) if j else {})
     else:
-        syn = Synapses(pre, post, "w : 1", on_pre="g_gaba_post += w", delay=delay_ms * ms, name=name)
         syn.connect(i=i, j=j)
     syn.w = w0
+    syn.zeta = float(cfg.zeta) if plastic else 0.0
+    syn.t_plastic = plasticity_start_s * second
+    syn.t_off = 0 * second
     return syn
