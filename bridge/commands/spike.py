@@ -104,7 +104,8 @@ def run(args: argparse.Namespace) -> int:
     net = args.experiment == "lpl-network"
     if not net and (args.seeds or args.conditions or args.resume or args.paper_protocol or args.out_dir):
         raise ConfigError("--seeds, --conditions, --out-dir, --resume and --paper-protocol are for lpl-network")
-    if net and args.duration is None and not args.paper_protocol:
+    set_duration = any(o.split("=", 1)[0].strip() == "duration_s" for o in (args.overrides or []))
+    if net and args.duration is None and not args.paper_protocol and not set_duration:
         raise ConfigError(f"lpl-network needs --duration SECONDS or --paper-protocol (the paper's "
                           f"{PAPER_DURATION_S:g} s: 1800 s priming + 100 000 s, days of CPU time on one core)")
     if args.paper_protocol and args.duration is not None:

@@ -329,7 +329,8 @@ _GROUP = {"E": "exc", "I": "inh"}
 
 
 def simulate(cfg: Config, *, seed: int = 0, device: str = "cpp_standalone", build_root=None, threads: int = 1,
-             progress: bool = False, on_segment=None, resume_from=None) -> tuple[xr.Dataset, dict[str, xr.Dataset]]:
+             progress: bool = False, on_segment=None, resume_from=None,
+             codegen: str = "cython") -> tuple[xr.Dataset, dict[str, xr.Dataset]]:
     """Simulate the Fig. 5 network; returns the run Dataset and its groups (``representations/E``, ``state``).
 
     Parameters
@@ -342,12 +343,14 @@ def simulate(cfg: Config, *, seed: int = 0, device: str = "cpp_standalone", buil
         results file there, atomically, so an interrupted run keeps its last segment).
     resume_from : (Dataset, groups), optional
         A partial results file of the same config and seed (cpp_standalone): continue after its last segment.
+    codegen : {"cython", "numpy"}
+        Code generation target of the runtime device.
     """
     check_segments(cfg)
     if device == "runtime":
         if resume_from is not None:
             raise ConfigError("--resume needs --device cpp_standalone")
-        return _simulate_runtime(cfg, seed=seed, progress=progress, on_segment=on_segment)
+        return _simulate_runtime(cfg, seed=seed, progress=progress, on_segment=on_segment, codegen=codegen)
     if device != "cpp_standalone":
         raise ConfigError(f"lpl-network runs on runtime or cpp_standalone, not {device!r}")
     return _simulate_standalone(cfg, seed=seed, build_root=build_root, progress=progress, on_segment=on_segment,
@@ -466,7 +469,7 @@ def _accumulate(binary, res: Path, raw: Raw, pops: dict, t_off: float) -> None:
     raw.add("tr_s2", binary.read(res, "traces_e.sigma2"))
 
 
-def _simulate_runtime(cfg: Config, *, seed: int, progress: bool, on_segment):
+def _simulate_runtime(cfg: Config, *, seed: int, progress: bool, on_segment, codegen: str = "cython"):
     from brian2 import second
 
     from spiking.devices import use_device
@@ -474,7 +477,7 @@ def _simulate_runtime(cfg: Config, *, seed: int, progress: bool, on_segment):
     eff = effective(cfg)
     pops = _pops(eff)
     t_rec = max(0.0, cfg.duration_s - cfg.record_last_s)
-    with use_device("runtime", seed=seed, dt_ms=cfg.dt_ms) as dev:
+    with use_device("runtime", seed=seed, dt_ms=cfg.dt_ms, codegen=codegen) as dev:
         net, objs, monitors, phase_mons, h = _construct(eff)
         for key, val in run_values(eff, 0.0).items():
             owner, var = key.split(".")
