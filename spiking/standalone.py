@@ -16,10 +16,12 @@ segment, and for a continued segment the complete state of every group and synap
 command line (``group.variable=value`` or ``=file``, Brian2's ``set_from_command_line``), applied after the
 initial values and before the first run.
 
-Builds are cached: the directory name is a hash of the model's code (the generated C++ sources are a function
-of the Python model, the config fields that are compiled in, Brian2's version and this package's sources),
-under ``build_root`` or ``$XDG_CACHE_HOME/ratespike/builds`` (default ``~/.cache/ratespike/builds``). A build
-that exists is reused (``build_time_s`` = 0); a lock file keeps two processes from building the same one.
+Builds are cached by the model's code, under ``build_root`` or ``$XDG_CACHE_HOME/ratespike/builds`` (default
+``~/.cache/ratespike/builds``): a first key hashes the compiled-in config fields, Brian2's version and this
+package's sources (a hit costs nothing, ``build_time_s`` = 0); on a miss the C++ project is generated and
+hashed (sources, makefile, static arrays), and a binary of the same generated code is reused without
+compiling (``build_time_s`` = the few seconds of code generation). A lock file keeps two processes from
+building the same model at once.
 
 What does not carry over between segments: spikes in flight in Brian2's spike queues at the boundary (the
 0.8 ms transmission delays and the 20 ms delayed post spike of the predictive term); Brian2 offers no way to
@@ -210,6 +212,18 @@ def build(name: str, compiled: Mapping[str, Any], construct: Callable[[], tuple]
             with _redirect_output(log):
                 brian2.device.build(directory=str(directory), compile=False, run=False, with_output=True)
             _patch_main(directory / "main.cpp")
+            code_dir = root / f"{name}-code-{_code_hash(directory)}"
+            if (code_dir / "ratespike_manifest.json").exists() and (code_dir / "main").exists():
+                # the Python sources changed but the generated model did not: reuse that binary
+                import shutil
+
+                shutil.rmtree(directory, ignore_errors=True)
+                os.symlink(code_dir.name, directory)
+                gen_time = time.perf_counter() - t0
+                if progress:
+                    progress(f"build {directory.name}: same generated code as {code_dir.name}, not compiled "
+                             f"({gen_time:.0f} s of code generation)")
+                return Binary(code_dir, json.loads((code_dir / "ratespike_manifest.json").read_text()), gen_time)
             if progress:
                 progress(f"build {directory.name}: compiling ({time.perf_counter() - t0:.0f} s so far)")
             with open(log, "ab") as fh:
@@ -227,12 +241,26 @@ def build(name: str, compiled: Mapping[str, Any], construct: Callable[[], tuple]
         tmp = manifest_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(manifest))
         os.replace(tmp, manifest_path)
+        if not code_dir.exists():
+            os.replace(directory, code_dir)
+            os.symlink(code_dir.name, directory)
         if progress:
             progress(f"build {directory.name}: done in {build_time:.0f} s")
-        return Binary(directory, manifest, build_time)
+        return Binary(code_dir if code_dir.exists() else directory, manifest, build_time)
     finally:
         fcntl.flock(lock, fcntl.LOCK_UN)
         lock.close()
+
+
+def _code_hash(directory: Path) -> str:
+    """Hash of the generated model: every source, header, makefile and static array of the project."""
+    h = hashlib.sha256()
+    for p in sorted(directory.rglob("*")):
+        if p.is_file() and (p.suffix in (".cpp", ".h", ".hpp") or p.name in ("makefile", "main.cpp")
+                            or p.parent.name == "static_arrays"):
+            h.update(p.relative_to(directory).as_posix().encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()[:16]
 
 
 def _patch_main(path: Path) -> None:
