@@ -393,6 +393,7 @@ def _simulate_standalone(cfg: Config, *, seed: int, build_root, progress: bool, 
         start = next(k for k, (a, _) in enumerate(segs) if abs(a - done) < 1e-9)
         wall = float(ds0.attrs.get("wall_time_s", 0.0))
         cpu = float(ds0.attrs.get("cpu_time_s", 0.0))
+    seg_wall: dict[int, float] = {}
     work = Path(tempfile.mkdtemp(prefix="ratespike-run-"))
     try:
         for k in range(start, len(segs)):
@@ -419,7 +420,9 @@ def _simulate_standalone(cfg: Config, *, seed: int, build_root, progress: bool, 
                 args += [f"{key}={val!r}" for key, val in run_values(eff, a).items()]
                 res = work / "results"
                 r0 = os.times()
-                wall += binary.run(res, env=env, args=args, log=work / "run.log")
+                w_chunk = binary.run(res, env=env, args=args, log=work / "run.log")
+                wall += w_chunk
+                seg_wall[k] = seg_wall.get(k, 0.0) + w_chunk
                 r1 = os.times()
                 cpu += (r1.children_user - r0.children_user) + (r1.children_system - r0.children_system)
                 first = state is None
@@ -438,7 +441,9 @@ def _simulate_standalone(cfg: Config, *, seed: int, build_root, progress: bool, 
             ds, groups = _dataset(eff, raw, b, t_rec, pops)
             ds.attrs.update(_attrs(cfg, seed, "cpp_standalone", binary.build_time_s, wall, b, cpu))
             ds.attrs.update(simulated_until_s=float(b), complete=int(k == len(segs) - 1),
-                            build_directory=binary.directory.name)
+                            build_directory=binary.directory.name,
+                            last_segment_wall_time_s=float(seg_wall.get(k, 0.0)),
+                            last_segment_simulated_s=float(b - a_seg))
             groups["raw"] = raw.to_dataset()
             groups["state"] = xr.Dataset({key.replace(".", "__"): (f"{key.replace('.', '__')}_n", v)
                                           for key, v in state.items()})
