@@ -39,6 +39,35 @@ def test_sigma2_01_gives_hebbian_asymmetric_window(windows):
     assert int(ds["post_spike_count"]) >= 10  # at least the pairing spikes (extra ones: synaptic drive)
 
 
+@pytest.mark.parametrize("sigma2", [0.1, 100.0])
+def test_protocol_matches_an_independent_auryn_model(windows, sigma2):
+    """Brian2's clamp protocol against a NumPy model of Auryn's step (tests/auryn_lpl_reference.py): the model
+    integrates the post cell itself from the clamp value, with its synaptic input, and writes the clamp last
+    (VoltageClamp), reads post_voltage.dat as FileCurrentInjector does; weights agree to 1e-9 and so do the
+    post spike counts (one per pairing or more: not assumed, counted)."""
+    import auryn_lpl_reference as ref
+    from spiking.experiments import stdp_protocol as sp
+
+    cfg = sp.Config(sigma2=sigma2, n_pairings=10, duration_s=1.3)  # as the windows fixture
+    dt = cfg.dt_ms * 1e-3
+    n_steps = int(round(cfg.duration_s / dt))
+    post_steps, pre_i, pre_steps = sp.spike_schedule(cfg)
+    pre = np.zeros((n_steps, cfg.n_pre), dtype=bool)
+    pre[pre_steps, pre_i] = True
+    t_post = cfg.first_pairing_s + np.arange(cfg.n_pairings) / cfg.pairing_rate_hz
+    clamp = ref.clamp_series(t_post, n_steps, dt)
+    out = ref.simulate(n_steps=n_steps, dt_s=dt, pre_spikes=pre, syn_i=np.arange(cfg.n_pre),
+                       syn_j=np.zeros(cfg.n_pre, dtype=int), n_post=1, w0=cfg.w0, p=ref.params_from(cfg, dt),
+                       u0=np.array([cfg.clamp_mv * 1e-3]), clamp=clamp, m0=cfg.prior_rate_hz * cfg.tau_mean_s,
+                       sigma2_0=cfg.sigma2)
+    d = sp.delta_t_ms(cfg)
+    dw_ref = (out["w"] - cfg.w0) / cfg.w0
+    ds = windows[sigma2]
+    np.testing.assert_allclose(ds["dw"].values, dw_ref[np.argsort(d)], rtol=0, atol=1e-9)
+    assert int(ds["post_spike_count"]) == int(out["s_post"].sum())
+    assert np.abs(dw_ref).max() > 1e-3  # the weights moved, so the comparison means something
+
+
 def test_sigma2_100_reverses_the_window(windows):
     ds = windows[100.0]
     assert _at(ds, -10) > 0 > _at(ds, 20)
@@ -95,9 +124,9 @@ def test_configs_reject_bad_dt_and_durations():
 
 
 @pytest.mark.parametrize("argv,needle", [
-    (["spike", "lpl-network", "--duration", "-5"], "--duration must be > 0"),
-    (["spike", "lpl-network", "--device", "gpu"], "unknown device 'gpu'"),
-    (["spike", "lpl-network", "--device", "cuda_standalone"], "cuda_standalone"),
+    (["spike", "lpl-network", "--duration", "-5"], "--duration must be a finite number of seconds > 0"),
+    (["spike", "lpl-network", "--duration", "5", "--device", "gpu"], "unknown device 'gpu'"),
+    (["spike", "lpl-network", "--duration", "5", "--device", "cuda_standalone"], "cuda_standalone"),
     (["spike", "lpl-netwrk"], "did you mean 'lpl-network'"),
     (["spike", "stdp-protocol", "--set", "dt_ms=1.0"], "dt_ms"),
     (["spike", "stdp-protocol", "--set", "sigma=1"], "did you mean"),
