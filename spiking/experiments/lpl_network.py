@@ -60,8 +60,6 @@ class Config(NeuronConfig, LPLConfig, ISTDPConfig, InputConfig):
     rate_bin_s: float = 10.0         # spike-count sampling of every E and I cell
     weight_snapshot_s: float = 100.0  # weight snapshots (plus the final weights)
     trace_dt_s: float = 10.0         # sampling of the E cells' rate and variance traces
-    istdp_frozen_while_priming: bool = False  # original: iSTDP runs while priming (only con_lpl->stdp_active
-    #                                            is switched off, sim_lpl_spiking.cpp); True: frozen (earlier port)
     segment_s: float = 0.0           # write the results file every segment_s (0 = one segment); resumable
     istdp_during_priming: bool = True  # sim_lpl_spiking.cpp freezes only the LPL weights while priming
 
