@@ -24,7 +24,8 @@ compiling (``build_time_s`` = the few seconds of code generation). A lock file k
 building the same model at once.
 
 What does not carry over between segments: spikes in flight in Brian2's spike queues at the boundary (the
-0.8 ms transmission delays and the 20 ms delayed post spike of the predictive term); Brian2 offers no way to
+0.8 ms transmission delays, the LPL self-pathways of 0.8 ms (post spike for the error), 1.6 ms (pre spike for
+the PSP trace) and 20 ms (post spike of the predictive term)); Brian2 offers no way to
 set a queue from outside. A segmented run is therefore reproducible segment for segment (an uninterrupted
 segmented run and an interrupted, resumed one give identical results) but not identical to one unsegmented
 run.
