@@ -159,3 +159,27 @@ def test_standalone_build_failure_is_one_line_with_log_path(tmp_path):
     assert "build.log" in msg and "\n" not in msg
     log = msg.split("see the log ")[1].strip()
     assert "no_such_symbol" in open(log).read()
+
+
+def test_input_rates_are_the_files_of_mk_rates():
+    """The default draw repeats mk_rates.py: legacy np.random.seed(42), rand(128, 2) per signal, the signal
+    file, then the shuffled control; written here from the script's steps (the script itself needs matplotlib
+    and writes files)."""
+    cfg = InputConfig()
+    rs = np.random.RandomState(42)
+    expect = []
+    for period in (3.0, 3.0 + 1 / 13):
+        theta = rs.rand(128, 2)
+        times = np.arange(0, period * 11, 10e-3)
+        sig = sum(1.0 / 1.1 ** i * a * np.sin(2 * np.pi * i * (times + b) / period) for i, (a, b) in enumerate(theta))
+        sig = (sig - sig.mean()) / (sig.std() + 1e-4)
+        vals = np.clip(4.0 * sig + 5.0, 0.1, np.inf)
+        first = vals.copy()
+        rs.shuffle(vals)
+        expect += [first, vals]
+    got = rate_samples(cfg)
+    for k, e in zip((1, 2, 3, 4), expect):
+        np.testing.assert_allclose(got[k], e, rtol=1e-6)  # the files print 7 significant digits
+    assert len(got[1]) == 3300 and len(got[3]) == 3385  # arange(0, 11 T, 10 ms)
+    other = rate_samples(InputConfig(input_draw="default_rng"))
+    assert not np.allclose(other[1][:100], got[1][:100])
