@@ -140,7 +140,8 @@ m = (m + spk) * k_mean
 err_rise += (e_lpl - err_rise) * dt_over_err_rise
 err += (err_rise - err) * dt_over_err_decay
 """
-#: step 3 (per synapse); ``eps_lpl_pre`` and ``fp8_post`` are the 0.8 ms-delayed factors
+#: step 3 (per synapse); ``eps_lpl_pre`` (before its update this step) and ``fp8_post`` are eps_j[n - D] and
+#: f'(U_i[n - D]); ``err_post`` is still the previous step's filtered error
 SYN_UPDATE = """
 el += eps_lpl_pre * fp8_post
 elf += (el - elf) * dt_over_el_decay
