@@ -221,13 +221,13 @@ def _partial(out: Path, cfg, seed: int, to_json):
 
 
 def _one(job):
-    """Worker of a set: one run on the cached binary, into its own file."""
-    cfg, seed, path, build_root, mod_name, build_s = job
+    """Worker of a set: one run on the binary its parent built, into its own file."""
+    cfg, seed, path, binary, mod_name, build_s = job
     from bridge.io import write_run
     from spiking.experiments import get_experiment
 
     mod = get_experiment(mod_name)
-    ds, groups = mod.simulate(cfg, seed=seed, device="cpp_standalone", build_root=build_root, progress=False)
+    ds, groups = mod.simulate(cfg, seed=seed, device="cpp_standalone", binary=binary, progress=False)
     ds.attrs["build_time_s"] = build_s  # the build this set made before its runs (0: it was cached)
     write_run(ds, path, groups=groups)
     return str(path), float(ds.attrs["wall_time_s"]), float(ds.attrs["real_time_factor"])
@@ -237,23 +237,30 @@ def _run_set(args, mod, jobs) -> int:
     from concurrent.futures import ProcessPoolExecutor
 
     Path(args.out_dir).mkdir(parents=True, exist_ok=True)
-    # build first (once, in this process, with progress), then run the set on the cached binary
+    # build first (once per model, in this process, with progress), then run the set on those binaries
     say = (lambda m: print(m, file=sys.stderr, flush=True)) if not args.no_progress else None
     from spiking import standalone
 
-    cfg0 = jobs[0][0]
-    builds = {}
+    binaries = {}
     for cfg, _, _ in jobs:
-        key = standalone.build_key("lpl-network", mod.compiled_fields(cfg))
-        if key not in builds:
-            t = standalone.build("lpl-network", mod.compiled_fields(cfg), lambda c=cfg: mod._construct(
-                mod.effective(c), weight_monitors=False)[:4], dt_ms=cfg0.dt_ms, build_root=args.build_root,
-                progress=say)
-            builds[key] = t.build_time_s
+        key = _json_key(mod.compiled_fields(cfg))
+        if key not in binaries:
+            binaries[key] = standalone.build(
+                "lpl-network", mod.compiled_fields(cfg),
+                lambda c=cfg: mod._construct(mod.effective(c), weight_monitors=False)[:4], dt_ms=cfg.dt_ms,
+                build_root=args.build_root, progress=say)
     n = args.jobs or max(1, os.cpu_count() or 1)
-    work = [(cfg, s, p, args.build_root, "lpl-network",
-             builds[standalone.build_key("lpl-network", mod.compiled_fields(cfg))]) for cfg, s, p in jobs]
+    work = []
+    for cfg, s, p in jobs:
+        b = binaries[_json_key(mod.compiled_fields(cfg))]
+        work.append((cfg, s, p, b, "lpl-network", b.build_time_s))
     with ProcessPoolExecutor(max_workers=min(n, len(work))) as ex:
         for (cfg, s, _), (path, wall, rtf) in zip(jobs, ex.map(_one, work)):
             print(f"{cfg.condition} seed {s}: real-time factor {rtf:.2f} -> {path}")
     return 0
+
+
+def _json_key(fields: dict) -> str:
+    import json
+
+    return json.dumps(fields, sort_keys=True, default=str)

@@ -330,7 +330,7 @@ _GROUP = {"E": "exc", "I": "inh"}
 
 def simulate(cfg: Config, *, seed: int = 0, device: str = "cpp_standalone", build_root=None, threads: int = 1,
              progress: bool = False, on_segment=None, resume_from=None,
-             codegen: str = "cython") -> tuple[xr.Dataset, dict[str, xr.Dataset]]:
+             codegen: str = "cython", binary=None) -> tuple[xr.Dataset, dict[str, xr.Dataset]]:
     """Simulate the Fig. 5 network; returns the run Dataset and its groups (``representations/E``, ``state``).
 
     Parameters
@@ -345,6 +345,9 @@ def simulate(cfg: Config, *, seed: int = 0, device: str = "cpp_standalone", buil
         A partial results file of the same config and seed (cpp_standalone): continue after its last segment.
     codegen : {"cython", "numpy"}
         Code generation target of the runtime device.
+    binary : spiking.standalone.Binary, optional
+        cpp_standalone: run on this binary (a set's workers get the one their parent built) instead of
+        looking the build up.
     """
     check_segments(cfg)
     if device == "runtime":
@@ -354,7 +357,7 @@ def simulate(cfg: Config, *, seed: int = 0, device: str = "cpp_standalone", buil
     if device != "cpp_standalone":
         raise ConfigError(f"lpl-network runs on runtime or cpp_standalone, not {device!r}")
     return _simulate_standalone(cfg, seed=seed, build_root=build_root, progress=progress, on_segment=on_segment,
-                                resume_from=resume_from)
+                                resume_from=resume_from, binary=binary)
 
 
 def _attrs(cfg: Config, seed: int, name: str, build_s: float, wall_s: float, sim_s: float, cpu_s: float) -> dict:
@@ -367,7 +370,8 @@ def _attrs(cfg: Config, seed: int, name: str, build_s: float, wall_s: float, sim
         "cpu_time_s": float(cpu_s), "real_time_factor": float(sim_s / wall_s) if wall_s > 0 else 0.0})
 
 
-def _simulate_standalone(cfg: Config, *, seed: int, build_root, progress: bool, on_segment, resume_from):
+def _simulate_standalone(cfg: Config, *, seed: int, build_root, progress: bool, on_segment, resume_from,
+                         binary=None):
     import shutil
     import tempfile
 
@@ -381,8 +385,9 @@ def _simulate_standalone(cfg: Config, *, seed: int, build_root, progress: bool, 
     def construct():
         return _construct(eff, weight_monitors=False)[:4]
 
-    binary = standalone.build("lpl-network", compiled_fields(cfg), construct, dt_ms=cfg.dt_ms,
-                              build_root=build_root, progress=say)
+    if binary is None:
+        binary = standalone.build("lpl-network", compiled_fields(cfg), construct, dt_ms=cfg.dt_ms,
+                                  build_root=build_root, progress=say)
     segs = segments(cfg)
     raw, state, start, wall, cpu = Raw(), None, 0, 0.0, 0.0
     if resume_from is not None:
