@@ -228,8 +228,19 @@ def build(name: str, compiled: Mapping[str, Any], construct: Callable[[], tuple]
             if progress:
                 progress(f"build {directory.name}: compiling ({time.perf_counter() - t0:.0f} s so far)")
             with open(log, "ab") as fh:
-                r = subprocess.run(["make", f"-j{max(1, min(2, os.cpu_count() or 1))}"], cwd=directory,
-                                   stdout=fh, stderr=subprocess.STDOUT)
+                proc = subprocess.Popen(["make", f"-j{max(1, min(2, os.cpu_count() or 1))}"], cwd=directory,
+                                        stdout=fh, stderr=subprocess.STDOUT)
+                n_src = len(list((directory / "code_objects").glob("*.cpp"))) + 5
+                while True:
+                    try:
+                        proc.wait(timeout=15.0)
+                        break
+                    except subprocess.TimeoutExpired:
+                        if progress:
+                            n_obj = len(list(directory.rglob("*.o")))
+                            progress(f"build {directory.name}: compiling, {n_obj} of about {n_src} objects, "
+                                     f"{time.perf_counter() - t0:.0f} s elapsed")
+                r = proc
             if r.returncode != 0:
                 raise BuildError(f"cpp_standalone build failed; see the log {log}")
         finally:
