@@ -50,6 +50,12 @@ TINY_NETWORK = dict(n_per_population=6, n_exc=5, n_inh=2, ei_width=2.0, update_i
 
 
 @pytest.fixture(scope="session")
+def tiny_network():
+    """The config fields of the tiny Fig. 5 network that ``network_build_root`` holds a binary of."""
+    return dict(TINY_NETWORK)
+
+
+@pytest.fixture(scope="session")
 def network_build_root(tmp_path_factory):
     """A build root holding the one cpp_standalone binary of the tiny network (built once per session)."""
     if os.environ.get("RATESPIKE_STANDALONE_TESTS") != "1":

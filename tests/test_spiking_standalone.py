@@ -11,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import xarray as xr
-from conftest import TINY_NETWORK
 
 from bridge.cli import main
 from spiking.experiments import lpl_network as ln
@@ -19,9 +18,9 @@ from spiking.experiments import lpl_network as ln
 pytestmark = pytest.mark.standalone
 
 
-def _sets(duration: float, **extra) -> list[str]:
+def _sets(tiny: dict, duration: float, **extra) -> list[str]:
     out = ["--duration", str(duration)]
-    for k, v in {**TINY_NETWORK, **extra}.items():
+    for k, v in {**tiny, **extra}.items():
         out += ["--set", f"{k}={str(v).lower() if isinstance(v, bool) else v}"]
     return out
 
@@ -31,18 +30,18 @@ def _same(a: xr.Dataset, b: xr.Dataset) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def runs(network_build_root):
+def runs(network_build_root, tiny_network):
     out = {}
     for cond, seed in (("lpl", 0), ("hebb-off", 0), ("lpl", 1)):
-        cfg = ln.Config(duration_s=0.6, condition=cond, **TINY_NETWORK)
+        cfg = ln.Config(duration_s=0.6, condition=cond, **tiny_network)
         out[cond, seed] = ln.simulate(cfg, seed=seed, device="cpp_standalone", build_root=network_build_root)[0]
     return out
 
 
-def test_cached_binary_builds_nothing_and_is_deterministic(runs, network_build_root):
+def test_cached_binary_builds_nothing_and_is_deterministic(runs, network_build_root, tiny_network):
     for ds in runs.values():
         assert ds.attrs["build_time_s"] == 0.0
-    again = ln.simulate(ln.Config(duration_s=0.6, **TINY_NETWORK), seed=0, device="cpp_standalone",
+    again = ln.simulate(ln.Config(duration_s=0.6, **tiny_network), seed=0, device="cpp_standalone",
                         build_root=network_build_root)[0]
     assert _same(runs["lpl", 0], again) == []
 
@@ -57,9 +56,9 @@ def test_condition_and_seed_are_run_time_values(runs):
             or not np.array_equal(a["w_input_pre"], other_seed["w_input_pre"]))
 
 
-def test_cli_set_gives_the_single_runs(runs, network_build_root, tmp_path):
+def test_cli_set_gives_the_single_runs(runs, network_build_root, tiny_network, tmp_path):
     argv = ["spike", "lpl-network", "--conditions", "lpl,hebb-off", "--seeds", "0-1", "--out-dir", str(tmp_path),
-            "--build-root", str(network_build_root), "--no-progress", *_sets(0.6)]
+            "--build-root", str(network_build_root), "--no-progress", *_sets(tiny_network, 0.6)]
     assert main(argv) == 0
     files = sorted(tmp_path.glob("*.nc"))
     assert len(files) == 4
@@ -69,9 +68,10 @@ def test_cli_set_gives_the_single_runs(runs, network_build_root, tmp_path):
             assert _same(ds, f.load()) == []
 
 
-def test_interrupted_segmented_run_resumes_to_the_uninterrupted_result(network_build_root, tmp_path, monkeypatch):
+def test_interrupted_segmented_run_resumes_to_the_uninterrupted_result(network_build_root, tiny_network, tmp_path,
+                                                                      monkeypatch):
     common = ["spike", "lpl-network", "--seed", "2", "--build-root", str(network_build_root), "--no-progress",
-              *_sets(1.2, segment_s=0.4)]
+              *_sets(tiny_network, 1.2, segment_s=0.4)]
     assert main([*common, "--out", str(tmp_path / "full.nc")]) == 0
     real = ln.simulate
     calls = []
