@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,9 @@ except ImportError:  # pragma: no cover
     pass
 
 REPO = Path(__file__).resolve().parents[1]
+# helper modules beside the tests (e.g. auryn_lpl_reference) are importable under --import-mode=importlib
+if str(Path(__file__).resolve().parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def shared_data_root() -> Path | None:
