@@ -96,8 +96,13 @@ class Binary:
     manifest: dict
     build_time_s: float = 0.0
 
-    def run(self, results_dir: Path, *, env: Mapping[str, str], args: list[str], log: Path | None = None) -> float:
-        """Run the binary once into ``results_dir``; returns the wall time."""
+    def run(self, results_dir: Path, *, env: Mapping[str, str], args: list[str], log: Path | None = None,
+            show: bool = False) -> float:
+        """Run the binary once into ``results_dir``; returns the wall time.
+
+        ``show``: the binary's own progress report (Brian2's ``report``, every 30 s of wall time) goes to
+        this process's stderr instead of the log.
+        """
         results_dir.mkdir(parents=True, exist_ok=True)
         full_env = dict(os.environ)
         full_env.update({k: str(v) for k, v in env.items()})
@@ -105,7 +110,8 @@ class Binary:
         t0 = time.perf_counter()
         logf = open(log, "ab") if log else subprocess.DEVNULL
         try:
-            r = subprocess.run(cmd, cwd=self.directory, env=full_env, stdout=logf, stderr=subprocess.STDOUT)
+            out = sys.stderr.fileno() if show else logf
+            r = subprocess.run(cmd, cwd=self.directory, env=full_env, stdout=out, stderr=subprocess.STDOUT)
         finally:
             if log:
                 logf.close()
@@ -204,10 +210,10 @@ def build(name: str, compiled: Mapping[str, Any], construct: Callable[[], tuple]
             brian2.seed(SEGMENT_SEED_SENTINEL)
             for m in phase_monitors:
                 m.active = False
-            net.run(RUN0_SENTINEL * second, namespace={})
+            net.run(RUN0_SENTINEL * second, namespace={}, report="stderr", report_period=30 * second)
             for m in phase_monitors:
                 m.active = True
-            net.run(RUN1_SENTINEL * second, namespace={})
+            net.run(RUN1_SENTINEL * second, namespace={}, report="stderr", report_period=30 * second)
             if progress:
                 progress(f"build {directory.name}: generating C++")
             with _redirect_output(log):

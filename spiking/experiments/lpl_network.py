@@ -425,7 +425,7 @@ def _simulate_standalone(cfg: Config, *, seed: int, build_root, progress: bool, 
                 args += [f"{key}={val!r}" for key, val in run_values(eff, a).items()]
                 res = work / "results"
                 r0 = os.times()
-                w_chunk = binary.run(res, env=env, args=args, log=work / "run.log")
+                w_chunk = binary.run(res, env=env, args=args, log=work / "run.log", show=bool(say))
                 wall += w_chunk
                 seg_wall[k] = seg_wall.get(k, 0.0) + w_chunk
                 r1 = os.times()
