@@ -14,8 +14,18 @@ Two modes:
     sigma2 = 0.1, rho in {0.1, 1, 5, 10, 20, 30, 40, 50} Hz); priors of 0 and 50 Hz. Writes ``stdp_windows.nc``,
     ``stdp_rates.nc``, ``stdp_priors.nc`` and ``stdp_fig6.png``.
 
+``run``
+    The Fig. 5 reproductions as resumable segmented cpp_standalone runs, one process per condition (at most
+    ``--jobs`` at once), all on one cached binary: ``--protocol fast`` is ``run_snn_augmented_grad.sh``
+    (fast RMS variant, 1800 s frozen priming + 10 000 s), ``--protocol paper`` is ``run_snn.sh`` (1800 s +
+    100 000 s). Each run writes ``<condition>_s<seed>.nc`` into ``--out-dir`` after every ``--segment``
+    seconds; running the same command again continues every unfinished file (``--resume``) and skips the
+    finished ones, so a reproduction longer than a session is run in pieces.
+
 Examples::
 
+    python analyses/lpl_spiking.py run --protocol fast --conditions lpl,pred-off,hebb-off,inhib-off,inhib-fixed \
+        --segment 200 --out-dir results/
     python analyses/lpl_spiking.py network run.nc --out-dir results/
     python analyses/lpl_spiking.py stdp --device cpp_standalone --duration 200 --out-dir results/
 """
@@ -157,6 +167,55 @@ def stdp(args: argparse.Namespace) -> int:
     return 0
 
 
+PROTOCOLS = {"fast": (1800.0, 10000.0, True), "paper": (1800.0, 100000.0, False)}
+
+
+def run(args: argparse.Namespace) -> int:
+    """Start or continue the segmented runs of every condition; one subprocess each."""
+    import subprocess
+    import time
+
+    import xarray as xr
+
+    prime, learn, fast = PROTOCOLS[args.protocol]
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    todo = []
+    for cond in args.conditions.split(","):
+        out = out_dir / f"{cond}_s{args.seed}.nc"
+        cmd = [sys.executable, "-m", "bridge.cli", "spike", "lpl-network", "--device", "cpp_standalone",
+               "--seed", str(args.seed), "--duration", repr(prime + learn), "--out", str(out),
+               "--set", f"condition={cond}", "--set", f"plasticity_start_s={prime!r}",
+               "--set", f"segment_s={args.segment!r}", "--set", f"fast_rms={'true' if fast else 'false'}",
+               "--set", f"record_last_s={args.record_last!r}"]
+        if args.build_root:
+            cmd += ["--build-root", args.build_root]
+        if out.exists():
+            with xr.open_dataset(out) as ds:
+                if int(ds.attrs.get("complete", 0)) == 1:
+                    print(f"{out}: complete, skipped")
+                    continue
+            cmd.append("--resume")
+        todo.append((cond, out, cmd))
+    running: list = []
+    rc = 0
+    while todo or running:
+        while todo and len(running) < args.jobs:
+            cond, out, cmd = todo.pop(0)
+            log = open(out.with_suffix(".log"), "ab")
+            running.append((cond, out, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), log))
+            print(f"{cond}: started -> {out} (log {out.with_suffix('.log')})")
+        for item in list(running):
+            cond, out, proc, log = item
+            if proc.poll() is not None:
+                log.close()
+                running.remove(item)
+                rc = rc or proc.returncode
+                print(f"{cond}: exit {proc.returncode}")
+        time.sleep(1.0)
+    return rc
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description="Halvagal & Zenke (2023) Figs. 5-6 from spiking LPL runs: "
                                 "NetCDF + figures")
@@ -171,10 +230,21 @@ def main(argv=None) -> int:
     s.add_argument("--duration", type=float, default=200.0)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out-dir", default=".")
+    r = sub.add_parser("run", help="start or continue the segmented Fig. 5 runs of several conditions")
+    r.add_argument("--protocol", choices=sorted(PROTOCOLS), default="fast")
+    r.add_argument("--conditions", default="lpl,pred-off,hebb-off,inhib-off,inhib-fixed")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--segment", type=float, default=500.0, help="seconds per segment (whole 0.5 s steps)")
+    r.add_argument("--record-last", type=float, default=100.0, help="spikes recorded in the last seconds")
+    r.add_argument("--jobs", type=int, default=1, help="runs at once (one core each)")
+    r.add_argument("--build-root", default=None)
+    r.add_argument("--out-dir", default=".")
     args = p.parse_args(argv)
     from bridge.errors import RatespikeError
 
     try:
+        if args.mode == "run":
+            return run(args)
         return network(args) if args.mode == "network" else stdp(args)
     except RatespikeError as e:
         print(f"lpl_spiking: error: {e}", file=sys.stderr)

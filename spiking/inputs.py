@@ -9,8 +9,12 @@ interpolated and looped (lpl.md section 4, "Input"):
 - P1ctl: the samples of P1 randomly permuted in time (same marginal, no slow structure);
 - P2: the same with an independent draw and T = 3 + 1/13 s; P2ctl: P2 permuted likewise.
 
-The draws use ``numpy.random.default_rng(seed)`` (the original used the legacy seed 42, so the exact traces
-differ; their statistics do not). :func:`population_rates` is the pure function the rate twin of the spiking
+Draws (``input_draw``): ``"mk_rates"`` (default, the original) repeats ``mk_rates.py`` exactly: the legacy
+``numpy.random.seed(42)`` stream (``RandomState``), in its call order (a, b of P1 from one ``rand(128, 2)``,
+P1 written, shuffled in place for P1ctl, then P2 and P2ctl), times ``arange(0, 11 T, 10 ms)``, the
+standardisation (s - mean) / (std + 1e-4), ``clip(., 0.1, inf)``, and the values rounded as the rate files
+print them (``%e``); ``"default_rng"`` is the earlier port's draw from ``numpy.random.default_rng(seed)``
+(same statistics, other traces). :func:`population_rates` is the pure function the rate twin of the spiking
 network (issue 7) uses to get the very same input signals.
 """
 from __future__ import annotations
@@ -41,6 +45,7 @@ class InputConfig:
     harmonic_decay: float = 1.1       # 1.1^-i
     sample_ms: float = 10.0           # sampling of the rate files
     input_seed: int = 42              # mk_rates.py seeds numpy with 42 (fixed across network seeds)
+    input_draw: str = "mk_rates"      # "mk_rates": RandomState and call order of mk_rates.py; "default_rng"
 
     def __post_init__(self) -> None:
         validate_inputs(self)
@@ -49,6 +54,8 @@ class InputConfig:
 def validate_inputs(cfg: Any) -> None:
     check_positive(cfg, "n_per_population", "base_rate_hz", "period1_s", "period2_s", "n_periods",
                    "n_harmonics", "harmonic_decay", "sample_ms")
+    if getattr(cfg, "input_draw", "mk_rates") not in ("mk_rates", "default_rng"):
+        raise ConfigError(f"input_draw must be 'mk_rates' or 'default_rng', got {cfg.input_draw!r}")
     if cfg.min_rate_hz < 0 or cfg.amp_rate_hz < 0:
         raise ConfigError(f"min_rate_hz and amp_rate_hz must be >= 0, got {cfg.min_rate_hz!r}, "
                           f"{cfg.amp_rate_hz!r}")
@@ -66,8 +73,30 @@ def _signal(rng: np.random.Generator, cfg: Any, period_s: float) -> np.ndarray:
     return (s - s.mean()) / s.std()
 
 
+def _mk_rates(cfg: Any, seed: int) -> list[np.ndarray]:
+    """The rate files of mk_rates.py: legacy RandomState(seed), its call order and its arithmetic."""
+    rs = np.random.RandomState(seed)
+    dt = cfg.sample_ms * 1e-3
+    out = []
+    for period in (cfg.period1_s, cfg.period2_s):
+        theta = rs.rand(cfg.n_harmonics, 2)
+        times = np.arange(0, period * cfg.n_periods, dt)
+        signal = 0.0
+        for i, (a, b) in enumerate(theta):
+            signal += 1.0 / cfg.harmonic_decay ** i * a * np.sin(2 * np.pi * i * (times + b) / period)
+        signal = (signal - np.mean(signal)) / (np.std(signal) + 1e-4)
+        values = np.clip(cfg.amp_rate_hz * signal + cfg.base_rate_hz, cfg.min_rate_hz, np.inf)
+        printed = np.array([float("%e" % v) for v in values])
+        rs.shuffle(values)  # the control file, shuffled in place after the signal file was written
+        out += [printed, np.array([float("%e" % v) for v in values])]
+    r1, r1c, r2, r2c = out
+    return [np.full(len(r1), float(cfg.base_rate_hz)), r1, r1c, r2, r2c]
+
+
 def rate_samples(cfg: Any, seed: int | None = None) -> list[np.ndarray]:
     """The five looped rate files (Hz), each sampled every ``sample_ms``; lengths differ (P1 vs P2)."""
+    if getattr(cfg, "input_draw", "mk_rates") == "mk_rates":
+        return _mk_rates(cfg, cfg.input_seed if seed is None else seed)
     rng = np.random.default_rng(cfg.input_seed if seed is None else seed)
     r1 = np.maximum(cfg.min_rate_hz, cfg.base_rate_hz + cfg.amp_rate_hz * _signal(rng, cfg, cfg.period1_s))
     r2 = np.maximum(cfg.min_rate_hz, cfg.base_rate_hz + cfg.amp_rate_hz * _signal(rng, cfg, cfg.period2_s))
@@ -128,7 +157,8 @@ def rate_table(cfg: Any, table_dt_s: float = 1e-3, seed: int | None = None) -> t
 INPUT_EQS = """
 pop : integer (constant)
 loop_len : second (constant)
-rate = rates_table(t % loop_len, pop) : Hz
+t_off : second (shared)
+rate = rates_table((t + t_off) % loop_len, pop) : Hz
 """
 
 
@@ -148,6 +178,7 @@ def input_group(cfg: Any, *, extra_eqs: str = "", name: str = "inputs", table_dt
     pop = np.repeat(np.arange(5), n)
     g.pop = pop
     g.loop_len = loops[pop] * second
+    g.t_off = 0 * second  # simulated time = t + t_off (segments of a standalone run)
     return g
 
 

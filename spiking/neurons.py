@@ -1,10 +1,17 @@
 """Conductance-based LIF neuron of Auryn's ``IFGroup`` as used by Halvagal & Zenke (2023), Figs. 5-6.
 
-Membrane (forward Euler, dt = 0.1 ms)::
+One step of Auryn's ``IFGroup::evolve`` (integrate_linear_nmda_synapses, integrate_membrane,
+check_thresholds), written as an explicit update (:data:`STEP`) in the ``groups`` slot::
 
-    tau_m dU/dt = (U_rest - U) + g_exc (E_exc - U) + g_gaba (E_inh - U)
-    g_exc = (1 - f_nmda) g_ampa + f_nmda g_nmda,   dg_ampa/dt = -g_ampa / tau_ampa,
-    tau_nmda dg_nmda/dt = g_ampa - g_nmda,          dg_gaba/dt = -g_gaba / tau_gaba
+    U     <- U + dt/tau_m [(U_rest - U) + g_exc (E_exc - U) + g_gaba (E_inh - U)]   (old U and g)
+    g_exc  = (1 - f_nmda) g_ampa + f_nmda g_nmda
+    g_nmda <- g_nmda + (1 - exp(-dt/tau_nmda)) (g_ampa - g_nmda)
+    g_ampa <- g_ampa exp(-dt/tau_ampa),  g_gaba <- g_gaba exp(-dt/tau_gaba),  theta <- theta exp(-dt/tau_thr)
+
+The conductances and the threshold decay by Auryn's exact exponential factors (``exact_decay = True``, the
+original); ``exact_decay = False`` gives the forward-Euler factors 1 - dt/tau of a Brian2 ``method="euler"``
+ODE (the earlier port). Spikes arriving in a step (``g_ampa += w`` in the ``synapses`` slot) act on U from the
+next step, as Auryn's ``propagate`` after ``evolve``.
 
 with conductances in units of the leak conductance (so a weight is dimensionless), U clipped to
 [U_min, U_max] every step, a spike when U > U_thr + theta, and on a spike U <- U_reset and theta **set** to
@@ -21,19 +28,25 @@ from bridge.errors import ConfigError
 
 #: membrane, conductances and the moving threshold (Brian2 equation string; constants from the namespace)
 NEURON_EQS = """
-dv/dt = ((u_rest - v) + g_exc * (e_exc - v) + g_gaba * (e_inh - v)) / tau_mem : volt
-g_exc = (1 - f_nmda) * g_ampa + f_nmda * g_nmda : 1
-dg_ampa/dt = -g_ampa / tau_ampa : 1
-dg_nmda/dt = (g_ampa - g_nmda) / tau_nmda : 1
-dg_gaba/dt = -g_gaba / tau_gaba : 1
-dtheta/dt = -theta / tau_thr : volt
+v : volt
+g_ampa : 1
+g_nmda : 1
+g_gaba : 1
+theta : volt
 nspk : 1
+"""
+#: one IFGroup step (the membrane uses the conductances before their decay), then Auryn's clip of U
+STEP = """
+v = v + dt_over_tau_mem * ((u_rest - v) + ((1 - f_nmda) * g_ampa + f_nmda * g_nmda) * (e_exc - v) + g_gaba * (e_inh - v))
+g_nmda = g_nmda + mul_nmda * (g_ampa - g_nmda)
+g_ampa = g_ampa * scale_ampa
+g_gaba = g_gaba * scale_gaba
+theta = theta * scale_thr
+v = clip(v, u_min, u_max)
 """
 THRESHOLD = "v > u_thr + theta"
 #: ``nspk`` counts spikes so that population rates can be sampled sparsely (see the experiments)
 RESET = "v = u_reset\ntheta = thr_jump\nnspk += 1"
-#: Auryn clips the membrane to [E_inh, 0 mV] after every integration step, before the threshold test
-CLIP = "v = clip(v, u_min, u_max)"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,6 +71,7 @@ class NeuronConfig:
     delay_ms: float = 0.8          # synaptic delay, Auryn MINDELAY = 8 steps
     u_init_mean_mv: float = -60.0  # initial U of E cells, Gaussian (sim_lpl_spiking.cpp)
     u_init_sd_mv: float = 10.0
+    exact_decay: bool = True       # Auryn's exp(-dt/tau) decay of g and theta (False: Euler 1 - dt/tau)
 
     def __post_init__(self) -> None:
         validate_neuron(self)
@@ -87,9 +101,19 @@ def check_steps(name: str, value_ms: float, dt_ms: float, minimum: int = 1) -> i
 
 def neuron_namespace(cfg: Any) -> dict[str, Any]:
     """The Brian2 quantities named in :data:`NEURON_EQS`, :data:`THRESHOLD`, :data:`RESET`, :data:`CLIP`."""
+    import math
+
     from brian2 import mV, ms
 
+    dt = cfg.dt_ms
+
+    def decay(tau_ms: float) -> float:
+        return math.exp(-dt / tau_ms) if getattr(cfg, "exact_decay", True) else 1.0 - dt / tau_ms
+
     return {
+        "dt_over_tau_mem": dt / cfg.tau_mem_ms, "scale_ampa": decay(cfg.tau_ampa_ms),
+        "scale_gaba": decay(cfg.tau_gaba_ms), "scale_thr": decay(cfg.tau_thr_ms),
+        "mul_nmda": 1.0 - decay(cfg.tau_nmda_ms),
         "u_rest": cfg.u_rest_mv * mV, "u_reset": cfg.u_reset_mv * mV, "e_exc": cfg.e_exc_mv * mV,
         "e_inh": cfg.e_inh_mv * mV, "u_min": cfg.u_min_mv * mV, "u_max": cfg.u_max_mv * mV,
         "tau_mem": cfg.tau_mem_ms * ms, "tau_ampa": cfg.tau_ampa_ms * ms, "tau_nmda": cfg.tau_nmda_ms * ms,
@@ -99,7 +123,7 @@ def neuron_namespace(cfg: Any) -> dict[str, Any]:
 
 
 def lif_group(n: int, cfg: Any, *, name: str, extra_eqs: str = "", extra_reset: str = ""):
-    """A Brian2 ``NeuronGroup`` of ``n`` conductance LIF cells (Euler), with the per-step clip of U.
+    """A Brian2 ``NeuronGroup`` of ``n`` conductance LIF cells stepped as Auryn's ``IFGroup``.
 
     Parameters
     ----------
@@ -114,8 +138,7 @@ def lif_group(n: int, cfg: Any, *, name: str, extra_eqs: str = "", extra_reset: 
 
     ns = neuron_namespace(cfg)
     reset = RESET + ("\n" + extra_reset if extra_reset else "")
-    g = NeuronGroup(n, NEURON_EQS + extra_eqs, threshold=THRESHOLD, reset=reset, method="euler",
-                    namespace=ns, name=name)
+    g = NeuronGroup(n, NEURON_EQS + extra_eqs, threshold=THRESHOLD, reset=reset, namespace=ns, name=name)
     g.v = ns["u_rest"]
-    g.run_regularly(CLIP, when="after_groups", name=f"{name}_clip")
+    g.run_regularly(STEP, when="groups", name=f"{name}_step")
     return g

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import xarray as xr
 
 from spiking.analysis import analyse, group_weights, lasso_decoding
@@ -67,3 +68,19 @@ def test_group_weights_are_means_with_zeros():
     assert gw.shape == (6, 5)
     np.testing.assert_allclose(gw[0], [0, 1, 0, 0, 0])
     np.testing.assert_allclose(gw[1], [0, 0, 0, 1, 0])
+
+
+def test_io_correlation_is_the_notebooks_joint_flattened_one():
+    """notebook 5: np.corrcoef(y_pred_lasso.ravel(), ds_test[1].ravel()) of the 5-output Lasso fit."""
+    from sklearn.linear_model import Lasso
+
+    from spiking.analysis import binned_activity
+
+    ds = _fake_run()
+    an = analyse(ds)
+    x, y = binned_activity(ds)
+    n = int(round(0.95 * len(x)))
+    yp = Lasso(alpha=0.1, max_iter=5000).fit(x[:n], y[:n]).predict(x[n:])  # one joint multi-output fit
+    expect = np.corrcoef(yp.ravel(), y[n:].ravel())[0, 1]
+    assert float(an["io_correlation_joint"]) == pytest.approx(expect, abs=1e-6)
+    assert abs(float(an["io_correlation_joint"]) - float(np.nanmean(an["io_correlation"]))) > 1e-3

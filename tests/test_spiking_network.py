@@ -1,4 +1,4 @@
-"""The Fig. 5 network builds and runs on the runtime device (numpy target, tiny sizes), in segments.
+"""The Fig. 5 network on the runtime device (numpy target, tiny sizes), in segments; the CLI's bad-input refusals.
 
 Checks the results contract of an lpl-network run (timing attributes, spikes as CF indexed ragged arrays,
 weights with pre/post indices, input rates, the ``representations/E`` group) and that a segmented run hands
@@ -18,12 +18,9 @@ def tiny_run():
                     w_input=0.8, segment_s=0.1, record_last_s=0.2, rate_bin_s=0.1, weight_snapshot_s=0.1,
                     trace_dt_s=0.1, eta=1.0, fast_rms=True, update_interval_s=0.1)
     parts = []
-    from spiking.devices import use_device
-
     # the numpy target keeps the test free of compilation (the CLI's runtime device uses Cython)
-    with use_device("runtime", seed=3, dt_ms=cfg.dt_ms, codegen="numpy") as dev:
-        ds, groups = ln._simulate(ln.effective(cfg), seed=3, dev=dev, progress=False,
-                                  on_segment=lambda d, g: parts.append(d.attrs["simulated_until_s"]))
+    ds, groups = ln.simulate(cfg, seed=3, device="runtime", codegen="numpy",
+                             on_segment=lambda d, g: parts.append(d.attrs["simulated_until_s"]))
     return cfg, ds, groups, parts
 
 
@@ -53,14 +50,10 @@ def test_network_results_contract(tiny_run):
 def test_cli_interrupted_segmented_run_keeps_last_segment(tmp_path, monkeypatch):
     """``ratespike spike lpl-network --set segment_s=...``: after an interrupt the results file holds the last
     completed segment, marked incomplete."""
-    import functools
-
-    import spiking.devices
     from bridge.cli import main
     from bridge.io import open_run
     from spiking.experiments import lpl_network as ln
 
-    monkeypatch.setattr(spiking.devices, "use_device", functools.partial(spiking.devices.use_device, codegen="numpy"))
     real = ln.simulate
     seen = []
 
@@ -73,12 +66,13 @@ def test_cli_interrupted_segmented_run_keeps_last_segment(tmp_path, monkeypatch)
             if len(seen) == 2:
                 raise KeyboardInterrupt
 
-        return real(cfg, **{**kw, "on_segment": segment})
+        return real(cfg, **{**kw, "on_segment": segment, "codegen": "numpy"})
 
     monkeypatch.setattr(ln, "simulate", interrupted)
     out = tmp_path / "net.nc"
     sets = ["duration_s=0.4", "n_per_population=6", "n_exc=5", "n_inh=2", "ei_width=2.0", "plasticity_start_s=0",
-            "segment_s=0.1", "record_last_s=0.3", "rate_bin_s=0.1", "weight_snapshot_s=0.1", "trace_dt_s=0.1"]
+            "segment_s=0.1", "record_last_s=0.3", "rate_bin_s=0.1", "weight_snapshot_s=0.1", "trace_dt_s=0.1",
+            "update_interval_s=0.1"]
     argv = ["spike", "lpl-network", "--device", "runtime", "--seed", "0", "--out", str(out), "--no-progress"]
     for s in sets:
         argv += ["--set", s]
@@ -89,11 +83,59 @@ def test_cli_interrupted_segmented_run_keeps_last_segment(tmp_path, monkeypatch)
     assert ds["spike_time_E"].size == 0 or float(ds["spike_time_E"].max()) <= 0.2
 
 
-def test_cli_refuses_segments_on_a_standalone_device(tmp_path, capsys):
-    from bridge.cli import main
+BAD = [
+    (["--duration", "5", "--set", "segment_s=0.3"], "segment_s must be a positive whole number"),
+    (["--duration", "5", "--set", "segment_s=-1"], "segment_s"),
+    ([], "needs --duration SECONDS or --paper-protocol"),
+    (["--duration", "inf"], "--duration must be a finite"),
+    (["--duration", "nan"], "--duration must be a finite"),
+    (["--duration", "5", "--seed", str(2 ** 32)], "seeds must be in [0, 2^32)"),
+    (["--duration", "5", "--conditions", "lpl,no-such"], "no-such"),
+    (["--duration", "5", "--conditions", "lpl", "--seeds", "3-1"], "--seeds must be a list"),
+    (["--duration", "5", "--seeds", "0-1"], "give --out-dir"),
+    (["--duration", "5", "--set", "segment_s=1", "--resume"], "no partial results file"),
+]
 
+
+@pytest.mark.parametrize("extra,needle", BAD)
+def test_cli_bad_network_input_is_one_line_exit_2_before_any_build(extra, needle, tmp_path, capsys, monkeypatch):
+    from bridge.cli import main
+    from spiking import standalone
+
+    def no_build(*a, **k):
+        raise AssertionError("built before refusing bad input")
+
+    monkeypatch.setattr(standalone, "build", no_build)
     out = tmp_path / "x.nc"
-    assert main(["spike", "lpl-network", "--out", str(out), "--set", "segment_s=10"]) == 2
+    argv = ["spike", "lpl-network", "--out", str(out), "--build-root", str(tmp_path / "b"), *extra]
+    if "--seeds" in extra or "--conditions" in extra:
+        argv.remove("--out")
+        argv.remove(str(out))
+        if "--seeds" in extra and "0-1" in extra:
+            argv += ["--out", str(out)]
+        else:
+            argv += ["--out-dir", str(tmp_path / "d")]
+    assert main(argv) == 2
     err = capsys.readouterr().err.strip()
-    assert "segment_s needs --device runtime" in err and len(err.splitlines()) == 1
+    assert needle in err and len(err.splitlines()) == 1
     assert not out.exists()
+
+
+def test_resume_refuses_a_file_of_another_config(tmp_path, capsys):
+    """A partial file written with other settings is not continued (and stays as it was)."""
+    from bridge.cli import main
+    from bridge.config import to_json
+    from bridge.io import provenance, write_run
+    from spiking.experiments import lpl_network as ln
+    import xarray as xr
+
+    out = tmp_path / "p.nc"
+    other = ln.Config(duration_s=4.0, segment_s=1.0)
+    ds = xr.Dataset(attrs=provenance(kind="spike", config_json=to_json(other), seed=0, extra={
+        "experiment": "lpl-network", "simulated_until_s": 1.0, "complete": 0}))
+    write_run(ds, out, groups={"raw": xr.Dataset(), "state": xr.Dataset()})
+    before = out.read_bytes()
+    assert main(["spike", "lpl-network", "--duration", "5", "--set", "segment_s=1", "--resume", "--out", str(out),
+                 "--build-root", str(tmp_path / "b")]) == 2
+    assert "another config" in capsys.readouterr().err
+    assert out.read_bytes() == before

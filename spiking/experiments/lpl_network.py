@@ -20,7 +20,10 @@ ones, with pre/post indices; the rate and variance traces of the E cells every `
 from __future__ import annotations
 
 import dataclasses
+import os
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -57,7 +60,8 @@ class Config(NeuronConfig, LPLConfig, ISTDPConfig, InputConfig):
     rate_bin_s: float = 10.0         # spike-count sampling of every E and I cell
     weight_snapshot_s: float = 100.0  # weight snapshots (plus the final weights)
     trace_dt_s: float = 10.0         # sampling of the E cells' rate and variance traces
-    segment_s: float = 0.0           # runtime device: write the results file every segment_s (0 = at the end)
+    segment_s: float = 0.0           # write the results file every segment_s (0 = one segment); resumable
+    istdp_during_priming: bool = True  # sim_lpl_spiking.cpp freezes only the LPL weights while priming
 
     def __post_init__(self) -> None:
         validate_neuron(self)
@@ -92,96 +96,63 @@ def effective(cfg: Config) -> Config:
     return dataclasses.replace(cfg, **ch) if ch else cfg
 
 
-def connectivity(cfg: Config, seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Pre and post indices of every pathway, drawn from ``seed`` (the same on every device)."""
-    rng = np.random.default_rng([seed, 5])
-    n_in = 5 * cfg.n_per_population
-
-    def bern(n_pre: int, n_post: int, p: float, no_self: bool = False):
-        m = rng.random((n_pre, n_post)) < p  # (pre, post)
-        if no_self:
-            np.fill_diagonal(m, False)
-        i, j = np.nonzero(m)
-        return i.astype(np.int32), j.astype(np.int32)
-
-    conn = {"input": bern(n_in, cfg.n_exc, cfg.p_input)}
-    if cfg.n_inh > 0:
-        c = np.linspace(0, cfg.n_exc, cfg.n_inh)
-        prob = np.exp(-((np.arange(cfg.n_exc)[:, None] - c[None, :]) ** 2) / cfg.ei_width ** 2)  # (E, I)
-        i, j = np.nonzero(rng.random(prob.shape) < prob)
-        conn["ei"] = (i.astype(np.int32), j.astype(np.int32))
-        conn["ie"] = bern(cfg.n_inh, cfg.n_exc, cfg.p_ie)
-        conn["ii"] = bern(cfg.n_inh, cfg.n_inh, cfg.p_ii, no_self=True)
-    return conn
+#: config fields that are run-time values of a standalone binary (not compiled in); see :func:`compiled_fields`
+RUNTIME_FIELDS = ("condition", "duration_s", "segment_s", "eta", "lam", "phi", "zeta", "plasticity_start_s",
+                  "record_last_s", "istdp_during_priming")
+CONDITIONS = ("lpl", "pred-off", "hebb-off", "inhib-off", "inhib-fixed")
 
 
-def simulate(cfg: Config, *, seed: int = 0, device: str = "cpp_standalone", build_root=None, threads: int = 1,
-             progress: bool = False, on_segment=None) -> tuple[xr.Dataset, dict[str, xr.Dataset]]:
-    """Simulate the Fig. 5 network; returns the run Dataset and its ``representations/E`` group.
+def compiled_fields(cfg: Config) -> dict:
+    """The fields of the effective config compiled into the binary (the cache key); n_inh is the condition's."""
+    eff = effective(cfg)
+    return {f.name: getattr(eff, f.name) for f in dataclasses.fields(eff) if f.name not in RUNTIME_FIELDS}
 
-    Parameters
-    ----------
-    on_segment : callable(ds, groups), optional
-        Runtime device with ``segment_s > 0``: called with the results so far after every completed segment
-        (the CLI rewrites the results file there, so an interrupted run keeps its last segment). A
-        standalone binary runs all segments in one process and cannot hand results back before it ends.
+
+def _construct(cfg: Config, weight_monitors: bool = True):
+    """The Fig. 5 network on the active device; connectivity and initial U drawn by Brian2 (run-time seed).
+
+    ``weight_monitors`` False (standalone: the number of synapses is drawn inside the binary, so Brian2 cannot
+    monitor them): weight snapshots are taken between the binary's runs instead.
+
+    Returns ``(net, objs, monitors, phase_monitors, handles)``.
     """
-    from spiking.devices import use_device
-    from spiking.experiments.common import run_attrs
+    from brian2 import Network, SpikeMonitor, StateMonitor, Synapses, ms, mV, second
 
-    with use_device(device, seed=seed, dt_ms=cfg.dt_ms, build_root=build_root, threads=threads) as dev:
-        def partial(ds, groups):
-            ds.attrs.update(run_attrs(cfg, experiment="lpl-network", seed=seed, dev=dev))
-            ds.attrs.update(condition=cfg.condition, complete=0)
-            on_segment(ds, groups)
-
-        ds, groups = _simulate(effective(cfg), seed=seed, dev=dev, progress=progress,
-                               on_segment=partial if on_segment is not None else None)
-        ds.attrs.update(run_attrs(cfg, experiment="lpl-network", seed=seed, dev=dev))
-        ds.attrs.update(condition=cfg.condition, complete=1)
-    return ds, groups
-
-
-def _simulate(cfg: Config, *, seed: int, dev, progress: bool, on_segment=None):
-    from brian2 import Network, SpikeMonitor, StateMonitor, Synapses, mV, ms, second
-
-    from bridge.reps import representation
-    from spiking.experiments.common import binned_counts, spike_variables
-    from spiking.inputs import input_group, population_rates
+    from spiking.inputs import input_group
     from spiking.neurons import lif_group
     from spiking.rules import lpl
     from spiking.rules.istdp import istdp_synapses
 
     dt_s = cfg.dt_ms * 1e-3
-    rng = np.random.default_rng([seed, 7])
-    conn = connectivity(cfg, seed)
     inputs = input_group(cfg, extra_eqs=lpl.PRE_EQS)
     exc = lif_group(cfg.n_exc, cfg, name="exc", extra_eqs=lpl.POST_EQS, extra_reset=lpl.POST_RESET)
-    exc.v = (cfg.u_init_mean_mv + cfg.u_init_sd_mv * rng.standard_normal(cfg.n_exc)) * mV
-    objs = [inputs, exc]
-    lpl_objs = lpl.lpl_synapses(inputs, exc, cfg, dt_s=dt_s, i=conn["input"][0], j=conn["input"][1],
+    exc.namespace.update(u_init_mean=cfg.u_init_mean_mv * mV, u_init_sd=cfg.u_init_sd_mv * mV)
+    exc.v = "u_init_mean + u_init_sd * randn()"
+    objs = {"inputs": inputs, "exc": exc}
+    lpl_objs = lpl.lpl_synapses(inputs, exc, cfg, dt_s=dt_s, i=f"{float(cfg.p_input)!r}", j=None,
                                 w0=cfg.w_input, delay_ms=cfg.delay_ms, name="lpl")
-    objs += lpl_objs
     syn_in = lpl_objs[0]
-    syn_ie = None
-    inh = None
+    objs["lpl"] = syn_in
+    net_objs = [inputs, exc, *lpl_objs]
+    syn_ie = inh = None
     if cfg.n_inh > 0:
         inh = lif_group(cfg.n_inh, cfg, name="inh")
-        syn_ie = istdp_synapses(inh, exc, cfg, i=conn["ie"][0], j=conn["ie"][1], w0=cfg.w_ie,
-                                delay_ms=cfg.delay_ms, plastic=cfg.condition != "inhib-fixed",
-                                plasticity_start_s=cfg.plasticity_start_s, name="ie")
-        objs += [inh, syn_ie]
-        for key, src, tgt, target_var, w in (("ei", exc, inh, "g_ampa_post", cfg.w_ei),
-                                             ("ii", inh, inh, "g_gaba_post", cfg.w_ii)):
-            if len(conn[key][0]) == 0:  # a tiny net can draw no synapse of a kind (Brian2 cannot hold none)
-                continue
-            static = Synapses(src, tgt, "w : 1", on_pre=f"{target_var} += w", delay=cfg.delay_ms * ms, name=key)
-            static.connect(i=conn[key][0], j=conn[key][1])
-            static.w = w
-            objs.append(static)
-    # recording
-    sp_e = SpikeMonitor(exc, name="spikes_e")
-    spikes = {"E": sp_e}
+        syn_ie = istdp_synapses(inh, exc, cfg, i=f"{float(cfg.p_ie)!r}", j=None, w0=cfg.w_ie,
+                                delay_ms=cfg.delay_ms, plastic=True, name="ie")
+        objs.update(inh=inh, ie=syn_ie)
+        net_objs += [inh, syn_ie]
+        ei = Synapses(exc, inh, "w : 1", on_pre="g_ampa_post += w", delay=cfg.delay_ms * ms, name="ei")
+        # the local mask of mk_local_inh_connectivity.py: P(e -> k) = exp(-(e - c_k)^2 / width^2)
+        ei.connect(p="exp(-(i - j * n_exc_f / (n_inh_f - 1))**2 / width**2)" if cfg.n_inh > 1
+                   else "exp(-i**2 / width**2)",
+                   namespace={"n_exc_f": float(cfg.n_exc), "n_inh_f": float(cfg.n_inh), "width": float(cfg.ei_width)})
+        ei.w = cfg.w_ei
+        ii = Synapses(inh, inh, "w : 1", on_pre="g_gaba_post += w", delay=cfg.delay_ms * ms, name="ii")
+        ii.connect(condition="i != j", p=cfg.p_ii, namespace={})
+        ii.w = cfg.w_ii
+        net_objs += [ei, ii]
+        objs.update(ei=ei, ii=ii)
+    spikes = {"E": SpikeMonitor(exc, name="spikes_e")}
     if inh is not None:
         spikes["I"] = SpikeMonitor(inh, name="spikes_i")
     if cfg.record_input_spikes:
@@ -189,108 +160,382 @@ def _simulate(cfg: Config, *, seed: int, dev, progress: bool, on_segment=None):
     counts = {"E": StateMonitor(exc, "nspk", record=True, dt=cfg.rate_bin_s * second, name="count_e")}
     if inh is not None:
         counts["I"] = StateMonitor(inh, "nspk", record=True, dt=cfg.rate_bin_s * second, name="count_i")
-    w_mon = {"input": StateMonitor(syn_in, "w", record=True, dt=cfg.weight_snapshot_s * second, name="w_input")}
-    if syn_ie is not None and cfg.condition != "inhib-fixed":
+    w_mon = {}
+    if weight_monitors:
+        w_mon["input"] = StateMonitor(syn_in, "w", record=True, dt=cfg.weight_snapshot_s * second, name="w_input")
+    if syn_ie is not None and weight_monitors:
         w_mon["ie"] = StateMonitor(syn_ie, "w", record=True, dt=cfg.weight_snapshot_s * second, name="w_ie")
     tr_mon = StateMonitor(exc, ["m", "sigma2"], record=True, dt=cfg.trace_dt_s * second, name="traces_e")
-    mons = [*spikes.values(), *counts.values(), *w_mon.values(), tr_mon]
-    net = Network(*objs, *mons)
+    monitors = {}
+    for m in spikes.values():
+        monitors[m.name] = (m, ["t", "i"])
+    for m in counts.values():
+        monitors[m.name] = (m, ["t", "nspk"])
+    for m in w_mon.values():
+        monitors[m.name] = (m, ["t", "w"])
+    monitors[tr_mon.name] = (tr_mon, ["t", "m", "sigma2"])
+    net = Network(*net_objs, *[m for m, _ in monitors.values()])
+    handles = {"spikes": spikes, "counts": counts, "w_mon": w_mon, "tr_mon": tr_mon, "syn_in": syn_in,
+               "syn_ie": syn_ie, "exc": exc, "inh": inh}
+    return net, objs, monitors, list(spikes.values()), handles
 
-    def collect(t_now: float):
-        """Everything recorded up to t_now as (Dataset, groups)."""
-        data: dict[str, xr.DataArray] = {}
-        n_in = 5 * cfg.n_per_population
-        sizes = {"E": cfg.n_exc, "I": cfg.n_inh, "input": n_in}
-        long = {"E": "excitatory cells", "I": "inhibitory cells", "input": "input neurons"}
-        spk = {}
-        for key, mon in spikes.items():
-            t = np.asarray(mon.t[:] / second, dtype=np.float64)
-            i = np.asarray(mon.i[:], dtype=np.int64)
-            spk[key] = (t, i)
-            data.update(spike_variables(key, t, i, sizes[key], long[key]))
-        window = max(t_now - t_rec, 1e-12)
-        for key, (t, i) in spk.items():
-            r = np.bincount(i, minlength=sizes[key]) / window
-            data[f"rate_window_{key}"] = xr.DataArray(r, dims=(f"neuron_{key}",), attrs={
-                "units": "Hz", "long_name": f"rate of each of the {long[key]} in the recorded window"})
-        for key, mon in counts.items():
-            c = np.asarray(mon.nspk[:], dtype=np.float64).T  # (sample, neuron)
-            tt = np.asarray(mon.t[:] / second)
-            final = np.asarray((exc if key == "E" else inh).nspk[:], dtype=np.float64)
-            c = np.vstack([c, final[None, :]])
-            tt = np.append(tt, t_now)
-            if len(tt) >= 2:
-                rates = np.diff(c, axis=0) / np.diff(tt)[:, None]  # (bin, neuron)
-                dim = f"rate_time_{key}"
-                data[f"rate_{key}"] = xr.DataArray(rates, dims=(dim, f"neuron_{key}"), attrs={
-                    "units": "Hz", "long_name": f"firing rate of each of the {long[key]} per bin"})
-                data[f"population_rate_{key}"] = xr.DataArray(rates.mean(1), dims=(dim,), attrs={
-                    "units": "Hz", "long_name": f"mean firing rate of the {long[key]} per bin"})
-                data[dim] = xr.DataArray(tt[:-1], dims=(dim,), attrs={"units": "s", "long_name": "start of the bin"})
-        for key, syn in (("input", syn_in), ("ie", syn_ie)):
-            if syn is None:
-                continue
-            pre_i = np.asarray(syn.i[:], dtype=np.int32)
-            post_j = np.asarray(syn.j[:], dtype=np.int32)
-            sdim = f"synapse_{key}"
-            data[f"w_{key}_pre"] = xr.DataArray(pre_i, dims=(sdim,), attrs={"long_name": "presynaptic index"})
-            data[f"w_{key}_post"] = xr.DataArray(post_j, dims=(sdim,), attrs={"long_name": "postsynaptic index"})
-            data[f"w_{key}_final"] = xr.DataArray(np.asarray(syn.w[:], dtype=np.float32), dims=(sdim,), attrs={
-                "units": "1", "long_name": f"{key} weights at the end (conductance / leak conductance)"})
-            if key in w_mon:
-                mon = w_mon[key]
-                snap = np.asarray(mon.w[:], dtype=np.float32).T  # (snapshot, synapse)
-                tdim = f"snapshot_time_{key}"
-                data[f"w_{key}"] = xr.DataArray(snap, dims=(tdim, sdim), attrs={
-                    "units": "1", "long_name": f"{key} weights at the snapshot times"})
-                data[tdim] = xr.DataArray(np.asarray(mon.t[:] / second), dims=(tdim,), attrs={"units": "s"})
-        data["trace_time"] = xr.DataArray(np.asarray(tr_mon.t[:] / second), dims=("trace_time",),
-                                          attrs={"units": "s"})
-        data["rate_estimate_E"] = xr.DataArray(np.asarray(tr_mon.m[:]).T / cfg.tau_mean_s,
-                                               dims=("trace_time", "neuron_E"), attrs={
-                                                   "units": "Hz", "long_name": "LPL rate trace m / tau_mean"})
-        data["sigma2_E"] = xr.DataArray(np.asarray(tr_mon.sigma2[:]).T, dims=("trace_time", "neuron_E"), attrs={
-            "units": "Hz", "long_name": "LPL variance trace sigma2 (~ rate in Hz, erratum Issue #4)"})
-        # inputs' rate time courses over the recorded window, 10 ms steps
-        step = cfg.sample_ms * 1e-3
-        rates_in = population_rates(cfg, t_now, step)[int(round(t_rec / step)):]  # (time, population)
-        data["input_rate"] = xr.DataArray(rates_in, dims=("input_time", "population"), attrs={
-            "units": "Hz", "long_name": "rate of each input population"})
-        data["input_time"] = xr.DataArray(t_rec + np.arange(len(rates_in)) * step, dims=("input_time",),
-                                          attrs={"units": "s"})
-        data["input_population"] = xr.DataArray(np.repeat(np.arange(5), cfg.n_per_population),
-                                                dims=("neuron_input",), attrs={"long_name": "population index"})
-        ds = xr.Dataset(data, coords={"population": list(POPULATIONS)},
-                        attrs={"simulated_until_s": float(t_now)})  # < duration_s in a partial (segment) file
-        bin_s = 0.025
-        x = binned_counts(*spk["E"], cfg.n_exc, t_rec, t_now, bin_s)  # (time, unit)
-        rep = representation(x, layer="E", sample_dim="time", units="count", time_step_s=bin_s,
-                             attrs={"t_start_s": t_rec, "bin_s": bin_s})
-        rep = rep.assign_coords(time=t_rec + np.arange(x.shape[0]) * bin_s)
-        rep["time"].attrs.update(units="s", long_name="start of the time bin")
-        return ds, {"representations/E": rep}
 
+def run_values(cfg: Config, t_off_s: float) -> dict[str, float]:
+    """The run-time values of the (condition-applied) config, as ``owner.variable`` -> value (SI)."""
+    eff = effective(cfg)
+    vals = {"exc.lam": eff.lam, "exc.phi": eff.phi, "lpl.eta": eff.eta, "lpl.t_plastic": eff.plasticity_start_s,
+            "lpl.t_off_syn": t_off_s, "inputs.t_off": t_off_s}
+    if eff.n_inh > 0:
+        vals.update({"ie.zeta": 0.0 if eff.condition == "inhib-fixed" else eff.zeta,
+                     "ie.t_plastic": 0.0 if eff.istdp_during_priming else eff.plasticity_start_s,
+                     "ie.t_off": t_off_s})
+    return vals
+
+
+def segments(cfg: Config) -> list[tuple[float, float]]:
+    """(start, end) of every segment; one segment when ``segment_s`` is 0."""
+    if cfg.segment_s <= 0:
+        return [(0.0, float(cfg.duration_s))]
+    n = int(np.ceil(cfg.duration_s / cfg.segment_s - 1e-9))
+    return [(k * cfg.segment_s, min((k + 1) * cfg.segment_s, cfg.duration_s)) for k in range(n)]
+
+
+def chunks(cfg: Config, a: float, b: float) -> list[tuple[float, float]]:
+    """Runs of the binary within one segment: cut at every weight snapshot time (a multiple of weight_snapshot_s)."""
+    cuts = [a]
+    k = np.floor(a / cfg.weight_snapshot_s + 1e-9) + 1
+    while k * cfg.weight_snapshot_s < b - 1e-9:
+        cuts.append(float(k * cfg.weight_snapshot_s))
+        k += 1
+    cuts.append(b)
+    return list(zip(cuts[:-1], cuts[1:]))
+
+
+def check_segments(cfg: Config) -> None:
+    """ConfigError unless segment_s is 0 or a positive whole number of weight steps."""
+    if cfg.segment_s == 0:
+        return
+    steps = cfg.segment_s / cfg.update_interval_s
+    if not cfg.segment_s > 0 or not np.isfinite(steps) or abs(steps - round(steps)) > 1e-9 or round(steps) < 1:
+        raise ConfigError(f"segment_s must be a positive whole number of {cfg.update_interval_s:g} s weight steps, "
+                          f"got {cfg.segment_s!r}")
+
+
+class Raw:
+    """Everything recorded so far (concatenated over segments), in plain arrays."""
+
+    KEYS = ("spike_t", "spike_i", "count_t", "count", "w_t", "w", "tr_t", "tr_m", "tr_s2")
+
+    def __init__(self):
+        self.a: dict[str, np.ndarray] = {}
+
+    def add(self, name: str, arr: np.ndarray, axis: int = 0) -> None:
+        arr = np.asarray(arr)
+        self.a[name] = arr if name not in self.a else np.concatenate([self.a[name], arr], axis=axis)
+
+    def set(self, name: str, arr) -> None:
+        self.a[name] = np.asarray(arr)
+
+    def get(self, name: str, default=None):
+        return self.a.get(name, default)
+
+    def to_dataset(self) -> xr.Dataset:
+        return xr.Dataset({k: (tuple(f"{k}_d{d}" for d in range(v.ndim)), v) for k, v in self.a.items()})
+
+    @classmethod
+    def from_dataset(cls, ds: xr.Dataset) -> Raw:
+        r = cls()
+        for k in ds.data_vars:
+            r.a[str(k)] = np.asarray(ds[k].values)
+        return r
+
+
+def _dataset(cfg: Config, raw: Raw, t_now: float, t_rec: float, pops: dict) -> tuple[xr.Dataset, dict]:
+    """The results Dataset and the ``representations/E`` group from the raw records."""
+    from bridge.reps import representation
+    from spiking.experiments.common import binned_counts, spike_variables
+    from spiking.inputs import population_rates
+
+    data: dict[str, xr.DataArray] = {}
+    n_in = 5 * cfg.n_per_population
+    sizes = {"E": cfg.n_exc, "I": cfg.n_inh, "input": n_in}
+    long = {"E": "excitatory cells", "I": "inhibitory cells", "input": "input neurons"}
+    window = max(t_now - t_rec, 1e-12)
+    for key in pops["spikes"]:
+        t = raw.get(f"spike_t_{key}", np.zeros(0))
+        i = raw.get(f"spike_i_{key}", np.zeros(0, np.int32))
+        data.update(spike_variables(key, t, i, sizes[key], long[key]))
+        data[f"rate_window_{key}"] = xr.DataArray(np.bincount(i.astype(np.int64), minlength=sizes[key]) / window,
+                                                  dims=(f"neuron_{key}",), attrs={
+            "units": "Hz", "long_name": f"rate of each of the {long[key]} in the recorded window"})
+    for key in pops["counts"]:
+        c = np.vstack([raw.get(f"count_{key}"), raw.get(f"nspk_{key}")[None, :]])
+        tt = np.append(raw.get(f"count_t_{key}"), t_now)
+        if len(tt) >= 2:
+            rates = np.diff(c, axis=0) / np.diff(tt)[:, None]
+            dim = f"rate_time_{key}"
+            data[f"rate_{key}"] = xr.DataArray(rates, dims=(dim, f"neuron_{key}"), attrs={
+                "units": "Hz", "long_name": f"firing rate of each of the {long[key]} per bin"})
+            data[f"population_rate_{key}"] = xr.DataArray(rates.mean(1), dims=(dim,), attrs={
+                "units": "Hz", "long_name": f"mean firing rate of the {long[key]} per bin"})
+            data[dim] = xr.DataArray(tt[:-1], dims=(dim,), attrs={"units": "s", "long_name": "start of the bin"})
+    for key in pops["weights"]:
+        sdim = f"synapse_{key}"
+        data[f"w_{key}_pre"] = xr.DataArray(raw.get(f"pre_{key}").astype(np.int32), dims=(sdim,),
+                                            attrs={"long_name": "presynaptic index"})
+        data[f"w_{key}_post"] = xr.DataArray(raw.get(f"post_{key}").astype(np.int32), dims=(sdim,),
+                                             attrs={"long_name": "postsynaptic index"})
+        data[f"w_{key}_final"] = xr.DataArray(raw.get(f"wfinal_{key}").astype(np.float32), dims=(sdim,), attrs={
+            "units": "1", "long_name": f"{key} weights at the end (conductance / leak conductance)"})
+        tdim = f"snapshot_time_{key}"
+        data[f"w_{key}"] = xr.DataArray(raw.get(f"w_{key}").astype(np.float32), dims=(tdim, sdim), attrs={
+            "units": "1", "long_name": f"{key} weights at the snapshot times"})
+        data[tdim] = xr.DataArray(raw.get(f"w_t_{key}"), dims=(tdim,), attrs={"units": "s"})
+    data["trace_time"] = xr.DataArray(raw.get("tr_t"), dims=("trace_time",), attrs={"units": "s"})
+    data["rate_estimate_E"] = xr.DataArray(raw.get("tr_m") / cfg.tau_mean_s, dims=("trace_time", "neuron_E"), attrs={
+        "units": "Hz", "long_name": "LPL rate trace m / tau_mean"})
+    data["sigma2_E"] = xr.DataArray(raw.get("tr_s2"), dims=("trace_time", "neuron_E"), attrs={
+        "units": "Hz", "long_name": "LPL variance trace sigma2 (~ rate in Hz, erratum Issue #4)"})
+    step = cfg.sample_ms * 1e-3
+    rates_in = population_rates(cfg, t_now, step)[int(round(t_rec / step)):]
+    data["input_rate"] = xr.DataArray(rates_in, dims=("input_time", "population"), attrs={
+        "units": "Hz", "long_name": "rate of each input population"})
+    data["input_time"] = xr.DataArray(t_rec + np.arange(len(rates_in)) * step, dims=("input_time",),
+                                      attrs={"units": "s"})
+    data["input_population"] = xr.DataArray(np.repeat(np.arange(5), cfg.n_per_population),
+                                            dims=("neuron_input",), attrs={"long_name": "population index"})
+    ds = xr.Dataset(data, coords={"population": list(POPULATIONS)}, attrs={"simulated_until_s": float(t_now)})
+    bin_s = 0.025
+    x = binned_counts(raw.get("spike_t_E", np.zeros(0)), raw.get("spike_i_E", np.zeros(0, np.int32)), cfg.n_exc,
+                      t_rec, t_now, bin_s)
+    rep = representation(x, layer="E", sample_dim="time", units="count", time_step_s=bin_s,
+                         attrs={"t_start_s": t_rec, "bin_s": bin_s})
+    rep = rep.assign_coords(time=t_rec + np.arange(x.shape[0]) * bin_s)
+    rep["time"].attrs.update(units="s", long_name="start of the time bin")
+    return ds, {"representations/E": rep}
+
+
+def _pops(cfg: Config) -> dict:
+    inh = cfg.n_inh > 0
+    return {"spikes": ["E"] + (["I"] if inh else []) + (["input"] if cfg.record_input_spikes else []),
+            "counts": ["E"] + (["I"] if inh else []),
+            "weights": ["input"] + (["ie"] if inh else [])}
+
+
+_MON = {"spikes": {"E": "spikes_e", "I": "spikes_i", "input": "spikes_input"},
+        "counts": {"E": "count_e", "I": "count_i"}, "weights": {"input": "w_input", "ie": "w_ie"}}
+_SYN = {"input": "lpl", "ie": "ie"}
+_GROUP = {"E": "exc", "I": "inh"}
+
+
+def simulate(cfg: Config, *, seed: int = 0, device: str = "cpp_standalone", build_root=None, threads: int = 1,
+             progress: bool = False, on_segment=None, resume_from=None,
+             codegen: str = "cython", binary=None) -> tuple[xr.Dataset, dict[str, xr.Dataset]]:
+    """Simulate the Fig. 5 network; returns the run Dataset and its groups (``representations/E``, ``state``).
+
+    Parameters
+    ----------
+    device : str
+        ``runtime`` (Brian2 in this process) or ``cpp_standalone`` (one cached binary, :mod:`spiking.standalone`,
+        run once per segment with the run-time values and the carried-over state).
+    on_segment : callable(ds, groups), optional
+        Called with the results so far after every completed segment except the last (the CLI rewrites the
+        results file there, atomically, so an interrupted run keeps its last segment).
+    resume_from : (Dataset, groups), optional
+        A partial results file of the same config and seed (cpp_standalone): continue after its last segment.
+    codegen : {"cython", "numpy"}
+        Code generation target of the runtime device.
+    binary : spiking.standalone.Binary, optional
+        cpp_standalone: run on this binary (a set's workers get the one their parent built) instead of
+        looking the build up.
+    """
+    check_segments(cfg)
+    if device == "runtime":
+        if resume_from is not None:
+            raise ConfigError("--resume needs --device cpp_standalone")
+        return _simulate_runtime(cfg, seed=seed, progress=progress, on_segment=on_segment, codegen=codegen)
+    if device != "cpp_standalone":
+        raise ConfigError(f"lpl-network runs on runtime or cpp_standalone, not {device!r}")
+    return _simulate_standalone(cfg, seed=seed, build_root=build_root, progress=progress, on_segment=on_segment,
+                                resume_from=resume_from, binary=binary)
+
+
+def _attrs(cfg: Config, seed: int, name: str, build_s: float, wall_s: float, sim_s: float, cpu_s: float) -> dict:
+    from bridge.config import to_json
+    from bridge.io import provenance
+
+    return provenance(kind="spike", config_json=to_json(cfg), seed=int(seed), extra={
+        "experiment": "lpl-network", "device": name, "openmp_threads": 1, "condition": cfg.condition,
+        "simulated_time_s": float(sim_s), "wall_time_s": float(wall_s), "build_time_s": float(build_s),
+        "cpu_time_s": float(cpu_s), "real_time_factor": float(sim_s / wall_s) if wall_s > 0 else 0.0})
+
+
+def _simulate_standalone(cfg: Config, *, seed: int, build_root, progress: bool, on_segment, resume_from,
+                         binary=None):
+    import shutil
+    import tempfile
+
+    from spiking import standalone
+
+    say = (lambda msg: print(msg, file=sys.stderr, flush=True)) if progress else None
+    eff = effective(cfg)
+    pops = _pops(eff)
     t_rec = max(0.0, cfg.duration_s - cfg.record_last_s)
-    report = "stderr" if progress else None
-    # two phases: without spike recording, then the analysis window with it; in runtime mode each phase is
-    # cut into segments of segment_s and the results so far are handed to on_segment after each one
-    seg = cfg.segment_s if (cfg.segment_s > 0 and not dev.standalone and on_segment is not None) else np.inf
-    t_now = 0.0
-    for length, record in ((t_rec, False), (cfg.duration_s - t_rec, True)):
-        if length <= 0:
-            continue
-        for m in spikes.values():
-            m.active = record
-        left = length
-        while left > 1e-9:
-            chunk = min(seg, left)
-            dev.run(net, chunk, report=report)
-            t_now += chunk
-            left -= chunk
-            if np.isfinite(seg) and t_now < cfg.duration_s - 1e-9:
-                on_segment(*collect(t_now))
-    dev.finish()
-    return collect(cfg.duration_s)
+
+    def construct():
+        return _construct(eff, weight_monitors=False)[:4]
+
+    if binary is None:
+        binary = standalone.build("lpl-network", compiled_fields(cfg), construct, dt_ms=cfg.dt_ms,
+                                  build_root=build_root, progress=say)
+    segs = segments(cfg)
+    raw, state, start, wall, cpu = Raw(), None, 0, 0.0, 0.0
+    if resume_from is not None:
+        ds0, groups0 = resume_from
+        raw = Raw.from_dataset(groups0["raw"])
+        state = {k: np.asarray(groups0["state"][k.replace(".", "__")].values) for k in binary.state_keys()}
+        done = float(ds0.attrs["simulated_until_s"])
+        start = next(k for k, (a, _) in enumerate(segs) if abs(a - done) < 1e-9)
+        wall = float(ds0.attrs.get("wall_time_s", 0.0))
+        cpu = float(ds0.attrs.get("cpu_time_s", 0.0))
+    seg_wall: dict[int, float] = {}
+    work = Path(tempfile.mkdtemp(prefix="ratespike-run-"))
+    try:
+        for k in range(start, len(segs)):
+            a_seg, b = segs[k]
+            for a, c in chunks(cfg, a_seg, b):
+                snap = abs(a / cfg.weight_snapshot_s - round(a / cfg.weight_snapshot_s)) < 1e-9
+                if snap and state is not None:
+                    for key in pops["weights"]:
+                        raw.add(f"w_t_{key}", np.array([a]))
+                        raw.add(f"w_{key}", state[f"{_SYN[key]}.w"][None, :].astype(np.float32))
+                run0 = float(np.clip(t_rec - a, 0.0, c - a))
+                env = {"RATESPIKE_SEED": int(seed),
+                       "RATESPIKE_SEGMENT_SEED": standalone.segment_seed(seed, int(round(a / cfg.update_interval_s))),
+                       "RATESPIKE_RUN0": repr(run0), "RATESPIKE_RUN1": repr((c - a) - run0)}
+                args = []
+                if state is not None:
+                    sdir = work / "state"
+                    shutil.rmtree(sdir, ignore_errors=True)
+                    sdir.mkdir()
+                    for key, arr in state.items():
+                        f = sdir / key
+                        np.ascontiguousarray(arr.astype(binary.manifest["arrays"][key]["dtype"])).tofile(f)
+                        args.append(f"{key}={f}")
+                args += [f"{key}={val!r}" for key, val in run_values(eff, a).items()]
+                res = work / "results"
+                r0 = os.times()
+                w_chunk = binary.run(res, env=env, args=args, log=work / "run.log", show=bool(say))
+                wall += w_chunk
+                seg_wall[k] = seg_wall.get(k, 0.0) + w_chunk
+                r1 = os.times()
+                cpu += (r1.children_user - r0.children_user) + (r1.children_system - r0.children_system)
+                first = state is None
+                state = {key: binary.read(res, key) for key in binary.state_keys()}
+                if first and snap:  # the initial weights at t = 0
+                    for key in pops["weights"]:
+                        w0 = eff.w_input if key == "input" else eff.w_ie
+                        raw.add(f"w_t_{key}", np.array([a]))
+                        raw.add(f"w_{key}", np.full((1, len(state[f"{_SYN[key]}.w"])), w0, np.float32))
+                _accumulate(binary, res, raw, pops, a)
+                shutil.rmtree(res, ignore_errors=True)
+            if say:
+                rtf = b / wall if wall > 0 else 0.0
+                left = (cfg.duration_s - b) / rtf if rtf > 0 else float("nan")
+                say(f"simulated {b:g} of {cfg.duration_s:g} s, real-time factor {rtf:.2f}, ETA {left:.0f} s")
+            ds, groups = _dataset(eff, raw, b, t_rec, pops)
+            ds.attrs.update(_attrs(cfg, seed, "cpp_standalone", binary.build_time_s, wall, b, cpu))
+            ds.attrs.update(simulated_until_s=float(b), complete=int(k == len(segs) - 1),
+                            build_directory=binary.directory.name,
+                            last_segment_wall_time_s=float(seg_wall.get(k, 0.0)),
+                            last_segment_simulated_s=float(b - a_seg))
+            groups["raw"] = raw.to_dataset()
+            groups["state"] = xr.Dataset({key.replace(".", "__"): (f"{key.replace('.', '__')}_n", v)
+                                          for key, v in state.items()})
+            if k < len(segs) - 1 and on_segment is not None:
+                on_segment(ds, groups)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return ds, groups
+
+
+def _accumulate(binary, res: Path, raw: Raw, pops: dict, t_off: float) -> None:
+    """Add one segment's monitor records (local times shifted by t_off) to ``raw``."""
+    for key in pops["spikes"]:
+        m = _MON["spikes"][key]
+        raw.add(f"spike_t_{key}", binary.read(res, f"{m}.t") + t_off)
+        raw.add(f"spike_i_{key}", binary.read(res, f"{m}.i").astype(np.int32))
+    for key in pops["counts"]:
+        m = _MON["counts"][key]
+        raw.add(f"count_t_{key}", binary.read(res, f"{m}.t") + t_off)
+        raw.add(f"count_{key}", binary.read(res, f"{m}.nspk").astype(np.float64))
+        raw.set(f"nspk_{key}", binary.read(res, f"{_GROUP[key]}.nspk").astype(np.float64))
+    for key in pops["weights"]:
+        raw.set(f"wfinal_{key}", binary.read(res, f"{_SYN[key]}.w"))
+        raw.set(f"pre_{key}", binary.read(res, f"{_SYN[key]}._synaptic_pre"))
+        raw.set(f"post_{key}", binary.read(res, f"{_SYN[key]}._synaptic_post"))
+    raw.add("tr_t", binary.read(res, "traces_e.t") + t_off)
+    raw.add("tr_m", binary.read(res, "traces_e.m"))
+    raw.add("tr_s2", binary.read(res, "traces_e.sigma2"))
+
+
+def _simulate_runtime(cfg: Config, *, seed: int, progress: bool, on_segment, codegen: str = "cython"):
+    from brian2 import second
+
+    from spiking.devices import use_device
+
+    eff = effective(cfg)
+    pops = _pops(eff)
+    t_rec = max(0.0, cfg.duration_s - cfg.record_last_s)
+    with use_device("runtime", seed=seed, dt_ms=cfg.dt_ms, codegen=codegen) as dev:
+        net, objs, monitors, phase_mons, h = _construct(eff)
+        for key, val in run_values(eff, 0.0).items():
+            owner, var = key.split(".")
+            setattr(objs[owner], var, val * second if var.startswith("t_") else val)
+        report = "stderr" if progress else None
+        seg = cfg.segment_s if (cfg.segment_s > 0 and on_segment is not None) else np.inf
+        t_now = 0.0
+
+        def collect(t: float):
+            raw = Raw()
+            for key in pops["spikes"]:
+                mon = h["spikes"][key]
+                raw.set(f"spike_t_{key}", np.asarray(mon.t[:] / second, dtype=np.float64))
+                raw.set(f"spike_i_{key}", np.asarray(mon.i[:], dtype=np.int32))
+            for key in pops["counts"]:
+                mon = h["counts"][key]
+                raw.set(f"count_t_{key}", np.asarray(mon.t[:] / second))
+                raw.set(f"count_{key}", np.asarray(mon.nspk[:], dtype=np.float64).T)
+                raw.set(f"nspk_{key}", np.asarray(objs[_GROUP[key]].nspk[:], dtype=np.float64))
+            for key in pops["weights"]:
+                mon, syn = h["w_mon"][key], objs[_SYN[key]]
+                raw.set(f"w_t_{key}", np.asarray(mon.t[:] / second))
+                raw.set(f"w_{key}", np.asarray(mon.w[:], dtype=np.float32).T)
+                raw.set(f"wfinal_{key}", np.asarray(syn.w[:]))
+                raw.set(f"pre_{key}", np.asarray(syn.i[:]))
+                raw.set(f"post_{key}", np.asarray(syn.j[:]))
+            raw.set("tr_t", np.asarray(h["tr_mon"].t[:] / second))
+            raw.set("tr_m", np.asarray(h["tr_mon"].m[:]).T)
+            raw.set("tr_s2", np.asarray(h["tr_mon"].sigma2[:]).T)
+            ds, groups = _dataset(eff, raw, t, t_rec, pops)
+            ds.attrs.update(_attrs(cfg, seed, "runtime", 0.0, dev.wall_time_s, t, dev.cpu_time_s))
+            ds.attrs.update(simulated_until_s=float(t), complete=int(t >= cfg.duration_s - 1e-9))
+            return ds, groups
+
+        for length, record in ((t_rec, False), (cfg.duration_s - t_rec, True)):
+            if length <= 0:
+                continue
+            for m in phase_mons:
+                m.active = record
+            left = length
+            while left > 1e-9:
+                chunk = min(seg, left)
+                dev.run(net, chunk, report=report)
+                t_now += chunk
+                left -= chunk
+                if np.isfinite(seg) and t_now < cfg.duration_s - 1e-9:
+                    on_segment(*collect(t_now))
+        return collect(cfg.duration_s)
 
 
 def summary(ds: xr.Dataset) -> list[str]:

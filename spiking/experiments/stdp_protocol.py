@@ -1,8 +1,8 @@
 """Fig. 6 of Halvagal & Zenke (2023): the STDP-pairing protocol of spiking LPL.
 
 ``sim_lpl_stdp_protocol.cpp`` / ``mk_spikes.py`` / ``notebooks/6 - STDP.ipynb`` (lpl.md section 4, "STDP
-protocol"): one post neuron voltage-clamped at -51 mV (f' = 250 / V) and stepped to -20 mV for two steps at
-each pairing, which gives exactly one spike; ``n_pairings`` pairings at ``pairing_rate_hz`` from 0.1 s;
+protocol"): one post neuron voltage-clamped at -51 mV and stepped to -20 mV for two steps at each pairing;
+``n_pairings`` pairings at ``pairing_rate_hz`` from 0.1 s;
 ``n_pre`` presynaptic neurons, neuron j firing at t_post + d_j with d_j = linspace(-T, T, n_pre), so
 delta_t = t_post - t_pre = -d_j; all-to-all LPL synapses, w0 = 0.5, eta = 5e-3, lambda = phi = 1, delta = 0,
 tau_sigma2 = 300 s (the binary ignores ``--tau_sigma2``), m initialised to the prior rate and sigma2 to
@@ -10,6 +10,17 @@ tau_sigma2 = 300 s (the binary ignores ``--tau_sigma2``), m initialised to the p
 
 Several conditions (sigma2, pairing rate, window, prior) can share one build: :func:`simulate_conditions`
 gives each condition its own clamped neuron and presynaptic population in one network.
+
+Clamp semantics (Auryn's ``VoltageClamp``, a device executed after the groups, the connections and their
+traces in ``System::run``): the post cell is a full conductance neuron (:mod:`spiking.neurons`) that *receives*
+its LPL synapses (``g_ampa += w``), and the clamp writes U as the last operation of every step. So every step
+integrates leak and synaptic input from the clamp value, clips, tests the threshold (extra spikes appear when
+the synaptic drive lifts U over -50 mV once theta has decayed), and f'(U) is read at that post-integration
+voltage (about -50.5 mV during pairings, not exactly -51 mV). The clamp trace is ``post_voltage.dat`` of
+``mk_spikes.py`` as Auryn's ``FileCurrentInjector`` reads it (linear interpolation between its points, one
+value per step, value n written at the end of step n): -51 mV, -20 mV at the steps t_post - dt and t_post
+(so the step t_post integrates from -20 mV and spikes), -51 mV again, after the last pairing a ramp from
+-51 mV (t_last + 5 ms) to -60 mV (t_last + 10 ms), held until t_last + 200 s and 0 V beyond the file.
 """
 from __future__ import annotations
 
@@ -43,9 +54,10 @@ class Config(NeuronConfig, LPLConfig):
     pairing_rate_hz: float = 10.0   # rho (rate sweep: 0.1-50 Hz)
     n_pairings: int = 100           # mk_spikes.py
     first_pairing_s: float = 0.1    # mk_spikes.py
-    clamp_mv: float = -51.0         # holding potential, f'(-51 mV) = 250 / V
-    step_mv: float = -20.0          # depolarising step that elicits the post spike
-    step_steps: int = 2             # the step lasts two dt steps
+    clamp_mv: float = -51.0         # holding potential U_dep = U_hyp, mk_spikes.py
+    step_mv: float = -20.0          # depolarising step U_spk that elicits the post spike, mk_spikes.py
+    step_steps: int = 2             # U_spk at t_post - dt and t_post, mk_spikes.py
+    end_mv: float = -60.0           # U_rest of post_voltage.dat after the last pairing, mk_spikes.py
     w0: float = 0.5                 # initial weight
 
     def __post_init__(self) -> None:
@@ -64,15 +76,17 @@ class Config(NeuronConfig, LPLConfig):
 PER_CONDITION = ("sigma2", "prior_rate_hz", "window_ms", "pairing_rate_hz", "n_pairings")
 
 CLAMP_EQS = """
-v : volt
 kick : 1
-dtheta/dt = -theta / tau_thr : volt
-nspk : 1
+t_ramp : second (constant)
+t_file_end : second (constant)
 """
+#: the clamp, last operation of the step (slot ``end``, after the LPL updates that read f'(U))
 CLAMP = """
-v = clamp_v + int(kick > 0) * (step_v - clamp_v)
+v = int(kick > 0) * step_v + int(kick <= 0) * int(t < t_file_end) * (clamp_v + clip((t - t_ramp) / ramp_len, 0, 1) * (end_v - clamp_v))
 kick = clip(kick - 1, 0, 1e9)
 """
+#: run_regularly order of the clamp in the ``end`` slot (after the LPL code, orders 0-3)
+CLAMP_ORDER = 10
 
 
 def spike_schedule(cfg: Config) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -106,10 +120,10 @@ def simulate_conditions(cfgs: Sequence[Config], *, seed: int, dev) -> list[xr.Da
 
     All configs must agree on every field except :data:`PER_CONDITION`.
     """
-    from brian2 import Network, NeuronGroup, SpikeGeneratorGroup, Synapses, ms, mV
+    from brian2 import Network, SpikeGeneratorGroup, Synapses, ms, mV, second
 
     from spiking.inputs import spike_train_group
-    from spiking.neurons import neuron_namespace
+    from spiking.neurons import lif_group
     from spiking.rules import lpl
 
     base = cfgs[0]
@@ -133,19 +147,21 @@ def simulate_conditions(cfgs: Sequence[Config], *, seed: int, dev) -> list[xr.Da
     pre, *pre_drive = spike_train_group(k * n_pre, pre_idx, pre_t + 1, base.dt_ms, extra_eqs=lpl.PRE_EQS,
                                         name="pre")
     gen_post = SpikeGeneratorGroup(k, post_idx, post_t * dt_s * 1e3 * ms, name="gen_post")
-    ns = neuron_namespace(base)
-    ns.update(clamp_v=base.clamp_mv * mV, step_v=base.step_mv * mV)
-    post = NeuronGroup(k, CLAMP_EQS + lpl.POST_EQS, threshold="v > u_thr + theta",
-                       reset="v = u_reset\ntheta = thr_jump\nnspk += 1\n" + lpl.POST_RESET, method="euler",
-                       namespace=ns, name="post")
+    post = lif_group(k, base, name="post", extra_eqs=CLAMP_EQS + lpl.POST_EQS, extra_reset=lpl.POST_RESET)
+    post.namespace.update(clamp_v=base.clamp_mv * mV, step_v=base.step_mv * mV, end_v=base.end_mv * mV,
+                          ramp_len=5 * ms)
+    # per condition: the ramp to end_mv starts 5 ms after its last pairing; the file ends 200 s after it
+    last = np.array([spike_schedule(c)[0][-1] for c in cfgs]) * dt_s
+    post.t_ramp = (last + 5e-3) * second
+    post.t_file_end = (last + 200.0) * second
     post.v = base.clamp_mv * mV
-    post.run_regularly(CLAMP, when="before_thresholds", name="clamp")
     drive_post = Synapses(gen_post, post, on_pre=f"kick_post = {int(base.step_steps)}", name="drive_post")
     drive_post.connect(j="i", namespace={})
     i = np.arange(k * n_pre)
     j = i // n_pre
     objs = lpl.lpl_synapses(pre, post, base, dt_s=dt_s, i=i, j=j, w0=base.w0, delay_ms=base.delay_ms,
-                            on_pre="", name="lpl")
+                            name="lpl")
+    post.run_regularly(CLAMP, when="end", order=CLAMP_ORDER, name="clamp")
     # per-condition initial traces (lpl_synapses set the base values)
     post.sigma2 = np.array([c.sigma2 for c in cfgs])
     post.m = np.array([c.prior_rate_hz * c.tau_mean_s for c in cfgs])
@@ -170,7 +186,7 @@ def simulate_conditions(cfgs: Sequence[Config], *, seed: int, dev) -> list[xr.Da
              "w": ("delta_t", w_mat[c_i][order], {"units": "1", "long_name": "final weight"}),
              "sigma2_end": ((), sigma2_end[c_i], {"units": "Hz", "long_name": "variance trace at the end"}),
              "rate_estimate_end": ((), rate_end[c_i], {"units": "Hz", "long_name": "rate trace m/tau_mean"}),
-             "post_spike_count": ((), nspk[c_i], {"units": "1", "long_name": "post spikes (= pairings)"})},
+             "post_spike_count": ((), nspk[c_i], {"units": "1", "long_name": "post spikes (pairings plus extra spikes)"})},
             coords={"delta_t": ("delta_t", dt_ms_[order], {"units": "ms",
                                                           "long_name": "t_post - t_pre"})})
         out.append(ds)

@@ -1,11 +1,13 @@
 """Inhibitory STDP of Vogels et al. (2011), Science 334:1569, symmetric window (Auryn ``SymmetricSTDPConnection``).
 
 Pre (inhibitory) and post (excitatory) traces jump by 1 at each spike and decay with tau = 20 ms. At an
-inhibitory spike w <- clip(w + zeta (x_post - alpha), 0, w_max); at an excitatory spike
-w <- clip(w + zeta x_pre, 0, w_max), with alpha = 2 kappa tau (target rate kappa). Erratum of Halvagal &
+inhibitory spike arriving (after the 0.8 ms delay) w <- max(w + zeta (x_post - alpha), 0); at an excitatory
+spike w <- min(w + zeta x_pre, w_max) (the clips of ``SymmetricSTDPConnection::propagate_forward`` and
+``propagate_backward``), x_pre excluding an arrival in the same step, with alpha = 2 kappa tau (target rate kappa). Erratum of Halvagal &
 Zenke (2023): their printed Eq. (24) has +2 kappa tau; the code (followed here) uses -2 kappa tau.
 Traces are event-driven, so the cost is per spike. Plasticity is gated off before ``plasticity_start_s``
-(the LPL priming phase) through ``t_plastic``.
+(the LPL priming phase) through ``t_plastic``. ``zeta``, ``t_plastic`` and the time offset ``t_off`` are
+shared synapse variables (run-time values of a standalone binary); "inhib-fixed" is zeta = 0.
 """
 from __future__ import annotations
 
@@ -16,17 +18,26 @@ from bridge.config import check_positive
 from bridge.errors import ConfigError
 
 ISTDP_EQS = """
+zeta : 1 (shared)
+t_plastic : second (shared)
+t_off : second (shared)
 w : 1
+t_arr : second
 dxpre/dt = -xpre / tau_istdp : 1 (event-driven)
 dxpost/dt = -xpost / tau_istdp : 1 (event-driven)
 """
+#: transmit the old weight, then the pre update, clipped at 0 only (propagate_forward); ``t_arr`` marks the
+#: step of the arrival
 ON_PRE = """
 g_gaba_post += w
-w = clip(w + int(t >= t_plastic) * zeta * (xpost - alpha), 0, w_max_ie)
+w = clip(w + int(t + t_off >= t_plastic) * zeta * (xpost - alpha), 0, 1e300)
 xpre += 1
+t_arr = t + t_off
 """
+#: the post update, clipped at w_max only (propagate_backward); Auryn's pre trace counts this step's arrival
+#: only after the connections (evolve_traces), so a pre spike arriving in the same step is taken out again
 ON_POST = """
-w = clip(w + int(t >= t_plastic) * zeta * xpre, 0, w_max_ie)
+w = clip(w + int(t + t_off >= t_plastic) * zeta * (xpre - int(t_arr == t + t_off)), -1e300, w_max_ie)
 xpost += 1
 """
 
@@ -56,15 +67,17 @@ def istdp_synapses(pre, post, cfg: Any, *, i, j, w0: float, delay_ms: float, pla
     """Inhibitory synapses ``pre -> post`` (target ``g_gaba``), plastic with the Vogels rule or fixed."""
     from brian2 import Synapses, ms, second
 
-    ns = {"tau_istdp": cfg.tau_istdp_ms * ms, "zeta": float(cfg.zeta) if plastic else 0.0,
-          "alpha": 2 * cfg.kappa_hz * cfg.tau_istdp_ms * 1e-3, "w_max_ie": float(cfg.w_max_ie),
-          "t_plastic": plasticity_start_s * second}
-    if plastic:
-        syn = Synapses(pre, post, ISTDP_EQS, on_pre=ON_PRE, on_post=ON_POST, delay=delay_ms * ms,
-                       namespace=ns, name=name)
-        syn.connect(i=i, j=j)
+    ns = {"tau_istdp": cfg.tau_istdp_ms * ms,
+          "alpha": 2 * cfg.kappa_hz * cfg.tau_istdp_ms * 1e-3, "w_max_ie": float(cfg.w_max_ie)}
+    syn = Synapses(pre, post, ISTDP_EQS, on_pre=ON_PRE, on_post=ON_POST, delay=delay_ms * ms,
+                   namespace=ns, name=name)
+    if isinstance(i, str):  # a connection probability expression drawn inside the binary
+        syn.connect(p=i, namespace=dict(j) if j else {})
     else:
-        syn = Synapses(pre, post, "w : 1", on_pre="g_gaba_post += w", delay=delay_ms * ms, name=name)
         syn.connect(i=i, j=j)
     syn.w = w0
+    syn.t_arr = -1 * second
+    syn.zeta = float(cfg.zeta) if plastic else 0.0
+    syn.t_plastic = plasticity_start_s * second
+    syn.t_off = 0 * second
     return syn

@@ -22,13 +22,31 @@ post spike indicator and s_j the presynaptic one:
 
 Errata: delta is a bias added to the error at every step (Issue #2, as the original code), not at each pre spike.
 
+Step order and delays as in ``LPLConnection::evolve`` (Auryn ``System::run``: groups evolve, connections
+propagate, connections evolve, traces evolve, devices), with s_i[n] the post spike of step n and D = 8 steps
+(MINDELAY, 0.8 ms):
+
+- the error and the variance use the post spike delayed by MINDELAY, s_i[n - D] (``dst->get_spikes()``), and
+  the predictive target the 20 ms ``post_delay`` line of the undelayed spike, s_i[n - 200]: the effective
+  Delta t is 19.2 ms; the rate trace m counts the undelayed spike (a post trace, ``evolve_traces``);
+- e[n] uses m and sigma2 of the previous step; the accumulator uses the filtered error of the previous step
+  (``tr_err_flt`` follows in ``evolve_traces``, after the connection): acc += elf[n] E[n - 1];
+- c_ij[n] = eps_j[n - D] f'(U_i[n - D]) (the two ``AurynDelayVector`` of 8 steps), f' read at U after the
+  integration and threshold of its step; eps_j follows the pre trace x_j, which counts the *delayed* pre
+  spike (``src->get_spikes()``), so the PSP factor lags the pre spike by 2 D plus the one-step follow;
+- the weight step at every 5000th step (clock % 5000 == 0, t = 0 included) uses the accumulator including
+  that step; during priming (``stdp_active = false``) it only clears the accumulator.
+
+lambda, phi, eta, the plasticity start and a time offset ``t_off_syn`` (t + t_off_syn is the simulated time, so that a
+standalone binary can continue a run segment after segment) are shared group variables (:data:`RUN_VALUES`),
+not compiled-in constants: one cpp_standalone binary serves every condition and learning rate.
+
 Implementation in Brian2 (works in runtime, cpp_standalone and cuda_standalone, no ``network_operation``):
-post-side state in the post ``NeuronGroup`` (:data:`POST_EQS`, updated by one ``run_regularly`` in the
-``end`` slot), pre-side traces in the presynaptic ``NeuronGroup`` (:data:`PRE_EQS`), driven by a one-to-one
-self-pathway with the 0.8 ms delay so that eps_j is already the delayed PSP; f'(U) goes through an 8-step
-shift register; s_i[n - D] arrives through a second self-pathway with a 20 ms delay. Order in each step:
-spikes and resets set ``spk``/``spk_delayed``; then (slot ``end``) post update (steps 1, 2, 5) -> synapse
-update (step 3) -> weight step (4, every 0.5 s) -> pre trace and shift register update, flags cleared.
+post-side state in the post ``NeuronGroup`` (:data:`POST_EQS`), pre-side traces in the presynaptic group
+(:data:`PRE_EQS`). Self-pathways deliver the delayed spikes: the post spike after D (``spk8``) and after
+``pred_delay_ms`` (``spk_delayed``), the pre spike after 2 D into ``arr_lpl``; f'(U) goes through an 8-step
+shift register. In the ``end`` slot: synapse update (step 3, order 1) -> weight step (4, order 2, every
+0.5 s) -> post update (steps 1, 2, 5), pre trace and shift register (order 3), flags cleared.
 """
 from __future__ import annotations
 
@@ -85,8 +103,12 @@ def validate_lpl(cfg: Any) -> None:
 
 
 POST_EQS = """
+lam : 1 (shared)
+phi : 1 (shared)
 spk : 1
+spk8 : 1
 spk_delayed : 1
+e_lpl : 1
 m : 1
 rbar_dt : 1
 sigma2 : 1
@@ -106,17 +128,20 @@ POST_RESET = "spk = 1"
 PRE_EQS = """
 x_lpl : 1
 eps_lpl : 1
+arr_lpl : 1
 """
-#: steps 1, 2 and 5 (per post neuron)
+#: steps 1, 2 and 5 (per post neuron), after the synapses: e and sigma2 from m and sigma2 of the previous
+#: step and the MINDELAY-delayed spike, then m with the undelayed spike, then the error filters
 POST_UPDATE = """
-m = (m + spk) * k_mean
 rbar_dt = m * dt_over_tau_mean
-e_lpl = lam * (spk - rbar_dt) / (sigma2 + xi) + delta - phi * spk + phi * spk_delayed
+e_lpl = lam * (spk8 - rbar_dt) / (sigma2 + xi) + delta - phi * spk8 + phi * spk_delayed
+sigma2 = (sigma2 + (spk8 - rbar_dt)**2 / tau_sigma2) * k_sigma2
+m = (m + spk) * k_mean
 err_rise += (e_lpl - err_rise) * dt_over_err_rise
 err += (err_rise - err) * dt_over_err_decay
-sigma2 = (sigma2 + (spk - rbar_dt)**2 / tau_sigma2) * k_sigma2
 """
-#: step 3 (per synapse); ``eps_lpl_pre`` and ``fp8_post`` are the 0.8 ms-delayed factors
+#: step 3 (per synapse); ``eps_lpl_pre`` (before its update this step) and ``fp8_post`` are eps_j[n - D] and
+#: f'(U_i[n - D]); ``err_post`` is still the previous step's filtered error
 SYN_UPDATE = """
 el += eps_lpl_pre * fp8_post
 elf += (el - elf) * dt_over_el_decay
@@ -124,6 +149,9 @@ el *= k_el_rise
 acc += elf * err_post
 """
 SYN_EQS = """
+eta : 1 (shared)
+t_plastic : second (shared)
+t_off_syn : second (shared)
 w : 1
 el : 1
 elf : 1
@@ -132,12 +160,12 @@ acc : 1
 SYN_EQS_FAST = SYN_EQS + "g2 : 1\n"
 #: step 4 (every update_interval_s); gate = 0 while priming
 WEIGHT_STEP = """
-w = clip(w + int(t >= t_plastic) * eta * acc / n_acc, 0, w_max)
+w = clip(w + int(t + t_off_syn >= t_plastic) * eta * acc / n_acc, 0, w_max)
 acc = 0
 """
 WEIGHT_STEP_FAST = """
 g2 = clip(acc**2 / n_acc**2, k_rms * g2, 1e300)
-w = clip(w + int(t >= t_plastic) * eta * (acc / n_acc) / (sqrt(g2) + 1e-32), 0, w_max)
+w = clip(w + int(t + t_off_syn >= t_plastic) * eta * (acc / n_acc) / (sqrt(g2) + 1e-32), 0, w_max)
 acc = 0
 """
 #: after the synapses: shift register of f'(U) (SI units, 1/V), flags cleared
@@ -149,13 +177,17 @@ fp5 = fp4
 fp4 = fp3
 fp3 = fp2
 fp2 = fp1
-fp1 = beta_v / (1 + beta_v * abs(v / volt - theta_v))**2
+fp1 = int(v / volt >= -0.08) * beta_v / (1 + beta_v * abs(v / volt - theta_v))**2
 spk = 0
+spk8 = 0
 spk_delayed = 0
 """
+#: eps follows x of the previous step (tr_pre_psp->follow before the pre trace evolves), then x counts the
+#: pre spike that arrived after 2 D
 PRE_UPDATE = """
 eps_lpl += (x_lpl - eps_lpl) * dt_over_psp
-x_lpl *= k_pre
+x_lpl = (x_lpl + arr_lpl) * k_pre
+arr_lpl = 0
 """
 
 
@@ -168,7 +200,7 @@ def lpl_namespace(cfg: Any, dt_s: float) -> dict[str, Any]:
     n_acc = int(round(cfg.update_interval_s / dt_s))
     return {
         "k_mean": math.exp(-dt_s / cfg.tau_mean_s), "dt_over_tau_mean": dt_s / cfg.tau_mean_s,
-        "lam": float(cfg.lam), "phi": float(cfg.phi), "xi": float(cfg.xi), "delta": float(cfg.delta),
+        "xi": float(cfg.xi), "delta": float(cfg.delta),
         "dt_over_err_rise": dt_s / (cfg.tau_err_rise_ms * 1e-3),
         "dt_over_err_decay": dt_s / (cfg.tau_err_decay_ms * 1e-3),
         "tau_sigma2": float(cfg.tau_sigma2_s), "k_sigma2": math.exp(-dt_s / cfg.tau_sigma2_s),
@@ -176,10 +208,24 @@ def lpl_namespace(cfg: Any, dt_s: float) -> dict[str, Any]:
         "k_el_rise": math.exp(-dt_s / (cfg.tau_el_rise_ms * 1e-3)),
         "dt_over_psp": dt_s / (cfg.tau_psp_ms * 1e-3), "k_pre": math.exp(-dt_s / (cfg.tau_pre_ms * 1e-3)),
         "beta_v": cfg.beta_per_mv * 1e3, "theta_v": cfg.surrogate_theta_mv * 1e-3,
-        "eta": float(cfg.eta), "n_acc": float(n_acc), "w_max": float(cfg.w_max),
-        "t_plastic": cfg.plasticity_start_s * second,
+        "n_acc": float(n_acc), "w_max": float(cfg.w_max),
         "k_rms": math.exp(-cfg.update_interval_s / cfg.tau_rms_s),
     }
+
+
+#: run-time values (shared group variables, so one standalone binary serves every value): name -> owner
+RUN_VALUES = {"lam": "post", "phi": "post", "eta": "syn", "t_plastic": "syn", "t_off_syn": "syn"}
+
+
+def set_run_values(syn, post, cfg: Any, t_off_s: float = 0.0) -> None:
+    """Assign lambda, phi (post group), eta, the plasticity start and the time offset (synapses)."""
+    from brian2 import second
+
+    post.lam = float(cfg.lam)
+    post.phi = float(cfg.phi)
+    syn.eta = float(cfg.eta)
+    syn.t_plastic = cfg.plasticity_start_s * second
+    syn.t_off_syn = t_off_s * second
 
 
 def lpl_synapses(pre, post, cfg: Any, *, dt_s: float, i, j, w0: float, delay_ms: float,
@@ -196,8 +242,8 @@ def lpl_synapses(pre, post, cfg: Any, *, dt_s: float, i, j, w0: float, delay_ms:
     cfg : LPLConfig or an experiment config with the same fields
     dt_s : float
         Simulation step in seconds; ``delay_ms`` must be 8 steps (the shift register of f').
-    i, j : array of int
-        Pre and post indices of the synapses.
+    i, j : array of int, or (i) a connection probability expression and j None
+        Pre and post indices of the synapses, or a probability drawn by Brian2 (inside a standalone binary).
     w0 : float
         Initial weight.
     delay_ms : float
@@ -208,7 +254,7 @@ def lpl_synapses(pre, post, cfg: Any, *, dt_s: float, i, j, w0: float, delay_ms:
     Returns
     -------
     list of Brian2 objects
-        ``[synapses, pre_delay_pathway, post_delay_pathway]``; add them (and ``pre``, ``post``) to the Network.
+        ``[synapses, pre_delay_pathway, post_delay_pathway, post_mindelay_pathway]``; add them (and ``pre``, ``post``) to the Network.
     """
     from brian2 import Synapses, ms, second
 
@@ -221,8 +267,12 @@ def lpl_synapses(pre, post, cfg: Any, *, dt_s: float, i, j, w0: float, delay_ms:
     eqs = SYN_EQS_FAST if cfg.fast_rms else SYN_EQS
     kw = {"on_pre": on_pre, "delay": delay_ms * ms} if on_pre else {}
     syn = Synapses(pre, post, eqs, namespace=ns, name=name, **kw)
-    syn.connect(i=i, j=j)
+    if isinstance(i, str):  # a connection probability drawn inside the binary (run-time seed)
+        syn.connect(p=i)
+    else:
+        syn.connect(i=i, j=j)
     syn.w = w0
+    set_run_values(syn, post, cfg)
     syn.run_regularly(SYN_UPDATE, when="end", order=1, name=f"{name}_elig")
     syn.run_regularly(WEIGHT_STEP_FAST if cfg.fast_rms else WEIGHT_STEP, dt=cfg.update_interval_s * second,
                       when="end", order=2, name=f"{name}_wstep")
@@ -232,14 +282,17 @@ def lpl_synapses(pre, post, cfg: Any, *, dt_s: float, i, j, w0: float, delay_ms:
     post.namespace.update(ns)
     post.m = cfg.prior_rate_hz * cfg.tau_mean_s
     post.sigma2 = cfg.sigma2
-    post.run_regularly(POST_UPDATE, when="end", order=0, name=f"{name}_postupdate")
-    post.run_regularly(POST_SHIFT, when="end", order=3, name=f"{name}_shift")
+    post.run_regularly(POST_UPDATE, when="end", order=3, name=f"{name}_postupdate")
+    post.run_regularly(POST_SHIFT, when="end", order=4, name=f"{name}_shift")
     pre.namespace.update(ns)
     pre.run_regularly(PRE_UPDATE, when="end", order=3, name=f"{name}_preupdate")
-    # s_j reaches the pre trace after the transmission delay; s_i[n - D] reaches the error after D
-    pre_path = Synapses(pre, pre, on_pre="x_lpl_post += 1", delay=delay_ms * ms, name=f"{name}_pretrace")
+    # s_j reaches the pre trace after twice the transmission delay (see the module docstring)
+    pre_path = Synapses(pre, pre, on_pre="arr_lpl_post += 1", delay=2 * delay_ms * ms, name=f"{name}_pretrace")
     pre_path.connect(j="i", namespace={})
+    # s_i[n - D] for the error and the variance
+    post_d = Synapses(post, post, on_pre="spk8_post = 1", delay=delay_ms * ms, name=f"{name}_postd")
+    post_d.connect(j="i", namespace={})
     post_path = Synapses(post, post, on_pre="spk_delayed_post = 1", delay=cfg.pred_delay_ms * ms,
                          name=f"{name}_postdelay")
     post_path.connect(j="i", namespace={})
-    return [syn, pre_path, post_path]
+    return [syn, pre_path, post_path, post_d]
