@@ -13,17 +13,12 @@ import pytest
 def spike_file(tmp_path_factory):
     """A tiny Fig. 5 network on the runtime device (numpy target: nothing is compiled), written as NetCDF."""
     from bridge.io import write_run
-    from spiking.devices import use_device
     from spiking.experiments import lpl_network as ln
-    from spiking.experiments.common import run_attrs
 
     cfg = ln.Config(duration_s=0.3, n_per_population=6, n_exc=5, n_inh=2, ei_width=2.0, plasticity_start_s=0.0,
                     w_input=0.8, record_last_s=0.2, rate_bin_s=0.1, weight_snapshot_s=0.1, trace_dt_s=0.1,
                     eta=1.0, fast_rms=True, update_interval_s=0.1)
-    with use_device("runtime", seed=3, dt_ms=cfg.dt_ms, codegen="numpy") as dev:
-        ds, groups = ln._simulate(ln.effective(cfg), seed=3, dev=dev, progress=False)
-    ds.attrs.update(run_attrs(cfg, experiment="lpl-network", seed=3, dev=dev))
-    ds.attrs.update(condition=cfg.condition, complete=1)
+    ds, groups = ln.simulate(cfg, seed=3, device="runtime", codegen="numpy")
     return write_run(ds, tmp_path_factory.mktemp("nwb") / "net.nc", groups=groups)
 
 

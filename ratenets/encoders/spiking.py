@@ -124,7 +124,7 @@ def check_rule_supports(rule: str, cfg: Any, overrides: list[str] | tuple[str, .
         return
     for item in overrides:
         key = item.split("=", 1)[0].strip()
-        if key in SPIKING_FIELDS:
+        if key in SPIKING_FIELDS and not hasattr(cfg, key):  # e.g. EP's nudge `beta` is not snntorch's beta
             raise ConfigError(f"rule {rule!r} trains rate units only, so it cannot use {item!r}; spiking "
                               "encoders (neuron=lif|synaptic) are trained by lpl, clapp, clapp-s and hinge-cpc")
 
