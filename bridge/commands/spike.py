@@ -28,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="total simulated time in seconds (default: the paper's for stdp-protocol and song-stdp; "
                         "lpl-network needs --duration or --paper-protocol)")
     p.add_argument("--paper-protocol", action="store_true",
-                   help="lpl-network: the paper's full length, 1800 s priming + 100 000 s (days of CPU time)")
+                   help="lpl-network: the paper's full length, 1800 s priming + 100 000 s of simulated time")
     p.add_argument("--device", default="cpp_standalone",
                    help="runtime, cpp_standalone or cuda_standalone (default cpp_standalone)")
     p.add_argument("--threads", type=int, default=1, help="OpenMP threads of cpp_standalone (default 1)")
@@ -106,8 +106,9 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--seeds, --conditions, --out-dir, --resume and --paper-protocol are for lpl-network")
     set_duration = any(o.split("=", 1)[0].strip() == "duration_s" for o in (args.overrides or []))
     if net and args.duration is None and not args.paper_protocol and not set_duration:
-        raise ConfigError(f"lpl-network needs --duration SECONDS or --paper-protocol (the paper's "
-                          f"{PAPER_DURATION_S:g} s: 1800 s priming + 100 000 s, days of CPU time on one core)")
+        raise ConfigError(f"lpl-network needs --duration SECONDS or --paper-protocol (the paper's protocol is "
+                          f"{PAPER_DURATION_S:g} s = {PAPER_DURATION_S / 3600:.1f} h of simulated time: 1800 s "
+                          "priming + 100 000 s; use --set segment_s=... to make it resumable)")
     if args.paper_protocol and args.duration is not None:
         raise ConfigError("give --duration or --paper-protocol, not both")
     from spiking.devices import check_device
