@@ -45,10 +45,10 @@ SIGMA2 = (0.1, 1.0, 100.0)
 def _plot_network(ds: xr.Dataset, an: xr.Dataset, path: Path) -> None:
     from bridge.plots import _figure, save_figure
 
-    fig, ax = _figure(2, 3, figsize=(13, 7.5))
-    fig.subplots_adjust(hspace=0.45, wspace=0.3)
+    fig, ax = _figure(2, 3, figsize=(13, 7.5))  # constrained layout: titles and labels never overlap
     ax[0][0].bar(an["population"].values, an["r2"].values)
-    ax[0][0].set_ylabel("decoding R$^2$")
+    ax[0][0].set_ylabel("decoding R$^2$ (1)")
+    ax[0][0].set_xlabel("input population")
     ax[0][0].axhline(0, color="k", lw=0.5)
     ax[0][0].set_title("Lasso decoding from 25 ms E counts", fontsize=9)
     for k in ("E", "I"):
@@ -61,14 +61,17 @@ def _plot_network(ds: xr.Dataset, an: xr.Dataset, path: Path) -> None:
     gw = an["group_weight"].values
     im = ax[0][2].imshow(gw.T, aspect="auto", interpolation="nearest")
     ax[0][2].set_yticks(range(5), an["population"].values)
-    ax[0][2].set_xlabel("E cell")
+    ax[0][2].set_xlabel("E cell (index)")
+    ax[0][2].set_ylabel("input population")
+    ax[0][2].set_title("mean input weight per population", fontsize=9)
     fig.colorbar(im, ax=ax[0][2], label="mean input weight")
     bins = np.linspace(-1, 1, 21)
     for a, name in zip((ax[1][0], ax[1][1], ax[1][2]), ("selectivity_P1", "selectivity_P2", "relative_selectivity")):
         v = an[name].values
         a.hist(v[np.isfinite(v)], bins=bins)
         a.set_title(an[name].attrs["long_name"], fontsize=9)
-        a.set_xlabel(name)
+        a.set_xlabel(f"{name} (1)")
+        a.set_ylabel("E cells")
     fig.suptitle(f"lpl-network ({ds.attrs.get('condition', '')}), {ds.attrs['simulated_time_s']:g} s; "
                  f"PR {float(an['participation_ratio']):.1f}, E {float(an['rate_E']):.2f} Hz, "
                  f"I {float(an['rate_I']):.2f} Hz", fontsize=10)
