@@ -19,6 +19,9 @@ from bridge.errors import ConfigError, unknown_choice
 
 C = TypeVar("C")
 
+#: largest seed torch and NumPy take (torch.manual_seed refuses 2**63 and above)
+MAX_SEED = 2**63 - 1
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 

@@ -164,18 +164,26 @@ _MAGIC = {"netcdf": (b"\x89HDF\r\n\x1a\n", b"CDF\x01", b"CDF\x02", b"CDF\x05"), 
 _KIND_NAME = {"netcdf": "a ratespike results file", "png": "a PNG image", "checkpoint": "a checkpoint"}
 
 
-def _probe_directory(parent: Path) -> None:
-    """Create and delete a file in ``parent``: the only test of writability that holds for root too."""
-    name = parent / f".ratespike-probe.{os.getpid()}.{secrets.token_hex(4)}"
+def try_create_file(parent: Path) -> OSError | None:
+    """Create and delete a file in ``parent``: the only test of writability that holds for root too (``os.access``
+    is true for root on read-only places such as ``/proc``). Returns the error, or None when it worked."""
+    name = Path(parent) / f".ratespike-probe.{os.getpid()}.{secrets.token_hex(4)}"
     try:
         fd = os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
     except OSError as e:
-        raise ResultsFileError(f"output directory {str(parent)!r} is not writable ({e.strerror})") from None
+        return e
     os.close(fd)
     try:
         os.unlink(name)
     except OSError:
         pass
+    return None
+
+
+def _probe_directory(parent: Path) -> None:
+    err = try_create_file(parent)
+    if err is not None:
+        raise ResultsFileError(f"output directory {str(parent)!r} is not writable ({err.strerror})") from None
 
 
 def _same_file(a: Path, b: Path) -> bool:

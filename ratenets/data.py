@@ -193,14 +193,12 @@ def _first_missing(p: Path) -> Path | None:
 def _writable(p: Path) -> bool:
     """Whether files can be created in ``p``, tried by creating one (``os.access`` is true for root on
     read-only places); a folder created for the test is removed again."""
+    from bridge.io import try_create_file
+
     created = _first_missing(p)
     try:
         p.mkdir(parents=True, exist_ok=True)
-        probe = p / f".ratespike-probe.{os.getpid()}"
-        fd = os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-        os.close(fd)
-        os.unlink(probe)
-        return True
+        return try_create_file(p) is None
     except OSError:
         return False
     finally:

@@ -41,7 +41,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from bridge.config import to_json
+from bridge.config import MAX_SEED, to_json
 from bridge.errors import ConfigError, DivergenceError, ResultsFileError, StopSignal
 from bridge.io import (atomic_write, deferred_signals, list_groups, open_group, provenance, ratespike_version,
                        write_run)
@@ -55,8 +55,6 @@ atomic_write, write_run = distributed.main_only(atomic_write), distributed.main_
 CHECKPOINT_FORMAT = "ratespike-checkpoint-2"
 #: the group of a finished results file that holds its final training state
 STATE_GROUP = "checkpoint"
-#: seeds must fit torch's and NumPy's seeding (torch.manual_seed takes < 2**63 here)
-MAX_SEED = 2**63 - 1
 
 
 def seed_everything(seed: int) -> None:

@@ -3,11 +3,9 @@ from __future__ import annotations
 
 import argparse
 
+from bridge.config import MAX_SEED
 from bridge.errors import ConfigError
 
-
-#: largest seed torch and NumPy take (torch.manual_seed refuses 2**63 and above)
-MAX_SEED = 2**63 - 1
 #: most seeds one process trains (each is a model in memory); sweeps beyond that run as separate processes
 MAX_SEEDS = 10_000
 
