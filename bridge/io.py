@@ -268,7 +268,7 @@ def _remove_stale_temps(p: Path) -> None:
     except OSError:
         return
     for name in names:
-        if not (name.startswith(prefix) and name.endswith(".tmp")):
+        if not (name.startswith(prefix) and ".tmp" in name[len(prefix):]):
             continue
         pid_text = name[len(prefix):].split(".", 1)[0]
         if not pid_text.isdigit():
@@ -301,8 +301,10 @@ def _fsync_path(path: str | os.PathLike, directory: bool = False) -> None:
         os.close(fd)
 
 
-def atomic_write(path: str | os.PathLike, writer, *, what: str = "file") -> Path:
+def atomic_write(path: str | os.PathLike, writer, *, what: str = "file", suffix: str = "") -> Path:
     """Call ``writer(tmp_path)`` then rename the temporary file over ``path``; clean up on failure.
+
+    ``suffix`` ends the temporary name, for writers that insist on an extension (pynwb: ``.nwb``).
 
     The temporary file is created with mode ``0o666`` less the umask (as ``open`` would), synced to disk,
     and renamed; the folder is synced after the rename. SIGTERM/SIGINT wait until the write has finished.
@@ -316,7 +318,7 @@ def atomic_write(path: str | os.PathLike, writer, *, what: str = "file") -> Path
     p = check_writable(path)
     with deferred_signals():
         _remove_stale_temps(p)
-        tmp = str(p.parent / f"{_tmp_prefix(p)}{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        tmp = str(p.parent / f"{_tmp_prefix(p)}{os.getpid()}.{secrets.token_hex(4)}.tmp{suffix}")
         try:
             fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
             os.close(fd)

@@ -251,9 +251,8 @@ def export_nwb(src: str | os.PathLike, out: str | os.PathLike) -> Path:
     ConfigError
         ``out`` is ``src`` itself.
     """
-    import tempfile
 
-    from bridge.io import check_writable, list_groups, open_group, open_run
+    from bridge.io import atomic_write, check_writable, list_groups, open_group, open_run
 
     s, o = Path(src), Path(out)
     if o.resolve() == s.resolve() or (o.exists() and s.exists() and os.path.samefile(o, s)):
@@ -266,22 +265,10 @@ def export_nwb(src: str | os.PathLike, out: str | os.PathLike) -> Path:
 
     from pynwb import NWBHDF5IO
 
-    # written under a temporary name ending in .nwb (pynwb warns otherwise), renamed over ``out`` when complete
-    fd, tmp = tempfile.mkstemp(prefix=f".{o.name}.", suffix=".tmp.nwb", dir=o.parent)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; the result gets the usual permissions
-    try:
+    def write(tmp: str) -> None:
         with NWBHDF5IO(tmp, "w") as io:
             io.write(nwb)
-        os.replace(tmp, o)
-    except BaseException as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(e, OSError):
-            raise ResultsFileError(f"cannot write NWB file {str(o)!r}: {e.strerror or e}") from None
-        raise
+
+    # atomic, under a temporary name ending in .nwb (pynwb warns otherwise)
+    atomic_write(o, write, what="NWB file", suffix=".nwb")
     return o
