@@ -431,7 +431,8 @@ def _simulate_standalone(cfg: Config, *, seed: int, build_root, progress: bool, 
                 r1 = os.times()
                 cpu += (r1.children_user - r0.children_user) + (r1.children_system - r0.children_system)
                 first = state is None
-                state = {key: binary.read(res, key) for key in binary.state_keys()}
+                state = standalone.rebase_local_times({key: binary.read(res, key) for key in binary.state_keys()},
+                                                      round((c - a) / (cfg.dt_ms * 1e-3)) * cfg.dt_ms * 1e-3)
                 if first and snap:  # the initial weights at t = 0
                     for key in pops["weights"]:
                         w0 = eff.w_input if key == "input" else eff.w_ie
