@@ -93,7 +93,7 @@ def _auryn(args: argparse.Namespace, fast: bool) -> dict:
     if not os.access(exe, os.X_OK):
         raise SystemExit(f"--auryn-dir: no executable sim_lpl_spiking in {args.auryn_dir!r}")
     out = tempfile.mkdtemp(prefix="auryn-out-")
-    eta = "1e-2" if fast else "5e-3"  # ETA of run_snn_augmented_grad.sh / run_snn.sh
+    eta = "1e-2"  # ETA of both run_snn_augmented_grad.sh and run_snn.sh
     cmd = [exe, *(["--augment_gradient"] if fast else []), "--simtime", repr(args.duration), "--dir", out,
            "--eta", eta, *AURYN_COMMON]
     env = dict(os.environ, HWLOC_COMPONENTS="-gl", OMP_NUM_THREADS="1")
