@@ -28,6 +28,16 @@ Two modes:
     recorded only in the last ``record_last_s`` of the whole run, so R^2 over simulated time is measured on
     these copies by ``probe``.
 
+``fork SRC.nc --conditions pred-off,hebb-off``
+    Starts runs of other conditions from a run that is still in its frozen priming: during priming the weights
+    do not change, so the spikes of lpl, pred-off and hebb-off (which differ only in lambda and phi) are the
+    same; what carries the condition is the fast-RMS accumulator g2 (updated during priming, as
+    ``LPLConnection::evolve`` does whatever ``stdp_active``; it decays by exp(-t / 100 s)) and the error
+    traces (ms time constants). A fork at 1500 s of an 1800 s priming refreshes both with its own condition
+    for the remaining 300 s (g2's older part weighs at most e^-3). Writes ``<condition>_s<seed>.nc`` files
+    that ``run`` (or ``spike lpl-network --resume``) continues; inhib-fixed and inhib-off change the priming
+    itself and are refused.
+
 ``probe RUN.nc [...]``
     Continues a copy of each file for ``--duration`` seconds with frozen weights (eta = zeta = 0; the rate and
     variance estimates run on) from its saved state, recording every spike, and analyses that window as
@@ -290,6 +300,61 @@ def snapshots(args: argparse.Namespace) -> int:
     return 0
 
 
+#: conditions whose frozen priming is the same simulation (they differ only in lambda and phi)
+SHARED_PRIMING = ("lpl", "pred-off", "hebb-off")
+
+
+def fork(args: argparse.Namespace) -> int:
+    """Copies of a priming-phase run file relabelled as other conditions (see the module docstring)."""
+    import dataclasses
+    import json
+    import os
+    import shutil
+
+    import netCDF4
+
+    from bridge.commands.rate_vs_spiking import _config_from_attrs
+    from bridge.config import to_json
+    from bridge.errors import ConfigError
+    from spiking.experiments import lpl_network as ln
+
+    src = Path(args.source)
+    prog = _progress_of(src)
+    if prog is None:
+        raise ConfigError(f"fork: {str(src)!r} is not a segmented lpl-network results file")
+    with xr.open_dataset(src) as ds:
+        cfg0 = _config_from_attrs(ln.Config, ds.attrs["config"])
+        seed = int(ds.attrs["seed"])
+    if cfg0.condition not in SHARED_PRIMING:
+        raise ConfigError(f"fork: {cfg0.condition!r} primes differently from {', '.join(SHARED_PRIMING)}")
+    if not prog[0] < cfg0.plasticity_start_s:
+        raise ConfigError(f"fork: {str(src)!r} is past its priming ({prog[0]:g} s >= {cfg0.plasticity_start_s:g} s)")
+    conds = [c for c in args.conditions.split(",") if c]
+    bad = [c for c in conds if c not in SHARED_PRIMING or c == cfg0.condition]
+    if bad or not conds:
+        raise ConfigError(f"fork: conditions must be among {', '.join(c for c in SHARED_PRIMING if c != cfg0.condition)}"
+                          f", got {args.conditions!r}")
+    out_dir = Path(args.out_dir)
+    for cond in conds:
+        dest = out_dir / f"{cond}_s{seed}.nc"
+        if dest.exists():
+            raise ConfigError(f"fork: {str(dest)!r} exists")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for cond in conds:
+        dest = out_dir / f"{cond}_s{seed}.nc"
+        cfg = dataclasses.replace(cfg0, condition=cond)
+        tmp = out_dir / f".{dest.name}.tmp"
+        shutil.copyfile(src, tmp)
+        with netCDF4.Dataset(tmp, "r+") as nc:
+            nc.setncattr("config", to_json(cfg))
+            nc.setncattr("condition", cond)
+            nc.setncattr("forked_from", json.dumps({"file": str(src), "condition": cfg0.condition,
+                                                    "simulated_until_s": prog[0]}))
+        os.replace(tmp, dest)
+        print(f"{dest}: {cond}, from {src} at {prog[0]:g} s of {cfg0.plasticity_start_s:g} s priming")
+    return 0
+
+
 def probe(args: argparse.Namespace) -> int:
     """Frozen-weight continuation of each file, analysed like ``network``."""
     import dataclasses
@@ -389,6 +454,10 @@ def main(argv=None) -> int:
     w.add_argument("--out-dir", default=".")
     w.add_argument("--every", type=float, default=30.0, help="seconds between looks")
     w.add_argument("--hours", type=float, default=12.0, help="give up after this long")
+    fk = sub.add_parser("fork", help="start pred-off/hebb-off runs from an lpl run still in its priming")
+    fk.add_argument("source")
+    fk.add_argument("--conditions", default="pred-off,hebb-off")
+    fk.add_argument("--out-dir", default=".")
     pr = sub.add_parser("probe", help="frozen-weight continuation of files, analysed as network")
     pr.add_argument("files", nargs="+")
     pr.add_argument("--duration", type=float, default=100.0, help="probe seconds (notebook window: 100)")
@@ -400,7 +469,8 @@ def main(argv=None) -> int:
     from bridge.errors import RatespikeError
 
     try:
-        return {"run": run, "network": network, "stdp": stdp, "snapshots": snapshots, "probe": probe}[args.mode](args)
+        return {"run": run, "network": network, "stdp": stdp, "snapshots": snapshots, "probe": probe,
+                "fork": fork}[args.mode](args)
     except RatespikeError as e:
         print(f"lpl_spiking: error: {e}", file=sys.stderr)
         return 2
