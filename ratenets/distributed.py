@@ -14,8 +14,9 @@ CPU, NCCL on CUDA). The scheme keeps the single-process run's semantics exactly:
   on ``--resume``.
 
 A rule opts in with the class attribute ``data_parallel = True`` once its update follows this scheme (a
-rule whose loss uses statistics of the whole batch must also gather them with :func:`gather_batch`);
-:func:`setup` refuses the others in one line. Outside torchrun every helper is a no-op.
+rule whose loss uses statistics of the whole batch must also gather them with :func:`gather_batch` and sum
+the gradients with :func:`sum_gradients`); :func:`setup` refuses the others in one line, with the rule's
+``data_parallel_refusal`` (why it cannot) where it has one. Outside torchrun every helper is a no-op.
 """
 from __future__ import annotations
 
@@ -86,8 +87,9 @@ def setup(rule_cls: type, device: torch.device) -> torch.device:
         from ratenets.rules import RULES, get_rule
 
         ok = [n for n in RULES if supports(get_rule(n))]
-        raise ConfigError(f"rule {rule_cls.name!r} does not train data-parallel under torchrun (rules that do: "
-                          f"{', '.join(ok)}); run it in one process")
+        why = getattr(rule_cls, "data_parallel_refusal", "")
+        raise ConfigError(f"rule {rule_cls.name!r} does not train data-parallel under torchrun"
+                          f"{': ' + why if why else ''} (rules that do: {', '.join(ok)}); run it in one process")
     dist = _dist()
     if device.type == "cuda":
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
@@ -153,6 +155,20 @@ def all_sum_many(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
         out.append(flat[off:off + t.numel()].view_as(t))
         off += t.numel()
     return out
+
+
+def sum_gradients(params: Iterable[torch.Tensor]) -> None:
+    """Sum each parameter's ``.grad`` over the ranks in one all-reduce (nothing in one process).
+
+    For a loss computed identically on every rank from :func:`gather_batch`-ed rows: each rank's backward
+    gives the gradient through its own rows only, and the sum over the ranks is the whole gradient. A
+    parameter whose ``.grad`` is ``None`` is skipped (it is ``None`` on every rank: the ranks run the same code).
+    """
+    if not active():
+        return
+    params = [p for p in params if p.grad is not None]
+    for p, g in zip(params, all_sum_many([p.grad for p in params])):
+        p.grad.copy_(g)
 
 
 def all_true(flag: bool) -> bool:

@@ -18,6 +18,12 @@ from ratenets import distributed
 
 REPO = Path(__file__).resolve().parents[1]
 HIDDEN = (32,)
+# LPL runs under torchrun (config overrides of the digits preset) and their seeds
+LPL_RUNS = {"plain": {"epochs": 2}, "resumed": {"epochs": 2},
+            "variant": {"epochs": 1, "shuffle_positives": True, "stale_estimates": True},
+            "no_gather": {"epochs": 1},
+            "spiking": {"epochs": 1, "neuron": "lif", "timesteps": 3, "threshold": 0.5, "train_images": 512}}
+LPL_SEEDS = {"plain": (0, 1), "resumed": (0,), "variant": (0,), "no_gather": (0,), "spiking": (0,)}
 
 # Runs under torchrun: a plain run, an interrupted run resumed, and a gather of unequal shares.
 SCRIPT = textwrap.dedent("""
@@ -29,6 +35,7 @@ SCRIPT = textwrap.dedent("""
     from ratenets.train import RunContext, fit
 
     out = Path(sys.argv[1])
+    LPL_RUNS, LPL_SEEDS = json.loads(sys.argv[2]), {k: tuple(v) for k, v in json.loads(sys.argv[3]).items()}
     rule = get_rule("bp")
     cfg = rule.Config(epochs=2, hidden=(32,))
     data = rule.load_data(cfg, "digits", None)
@@ -61,6 +68,26 @@ SCRIPT = textwrap.dedent("""
     fit(cim, ccfg, cim.load_data(ccfg, "digits", None), RunContext(dataset="digits", seeds=(0, 1),
                                                                    out=out / "corinfomax.nc"))
 
+    # LPL: a plain run, an interrupted run resumed, a variant, the variant without gathering, a spiking run
+    lpl = get_rule("lpl")
+    for name, kw in LPL_RUNS.items():
+        lcfg = lpl.preset("digits")
+        lcfg = type(lcfg)(**{**lcfg.__dict__, **kw})
+        ldata = lpl.load_data(lcfg, "digits", None)
+        lctx = RunContext(dataset="digits", seeds=LPL_SEEDS[name], out=out / f"lpl_{name}.nc")
+        if name == "resumed":
+            try:
+                fit(lpl, lcfg, ldata, lctx, on_epoch=stop)
+            except Stop:
+                pass
+            torch.distributed.barrier()
+            lctx.resume = True
+        if name == "no_gather":  # the switch under test off: each rank's loss on its own rows only
+            real, distributed.gather_batch = distributed.gather_batch, lambda x, dim=0: x
+        fit(lpl, lcfg, ldata, lctx)
+        if name == "no_gather":
+            distributed.gather_batch = real
+
     r = distributed.rank()
     x = torch.full((r + 1, 3), float(r + 1), requires_grad=True)  # rank 0: 1 row, rank 1: 2 rows
     g = distributed.gather_batch(x, dim=0)
@@ -80,7 +107,7 @@ def ddp_run(tmp_path_factory):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
            "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                           str(script), str(out)], env=env, capture_output=True, text=True, timeout=600)
+                           str(script), str(out), json.dumps(LPL_RUNS), json.dumps(LPL_SEEDS)], env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     return out
 
@@ -143,12 +170,12 @@ def test_rules_without_data_parallel_support_are_refused(monkeypatch):
     from ratenets.rules import get_rule
 
     monkeypatch.setenv("WORLD_SIZE", "2")
-    with pytest.raises(ConfigError, match="'lpl' does not train data-parallel.*bp, corinfomax\\)"):
-        distributed.setup(get_rule("lpl"), torch.device("cpu"))
+    with pytest.raises(ConfigError, match="'dpc' does not train data-parallel under torchrun: its encoder's BatchNorm.*bp, lpl, corinfomax\\)"):
+        distributed.setup(get_rule("dpc"), torch.device("cpu"))
     with pytest.raises(ConfigError, match="'corinfomax-sparse'"):  # a subclass opts in on its own
         distributed.setup(get_rule("corinfomax-sparse"), torch.device("cpu"))
     monkeypatch.setenv("WORLD_SIZE", "1")
-    assert distributed.setup(get_rule("lpl"), torch.device("cpu")) == torch.device("cpu")
+    assert distributed.setup(get_rule("dpc"), torch.device("cpu")) == torch.device("cpu")
 
 
 def test_outside_torchrun_the_helpers_are_no_ops():
@@ -171,3 +198,65 @@ def test_corinfomax_under_two_processes_gives_the_single_process_run(ddp_run):
     two = xr.open_dataset(ddp_run / "corinfomax.nc")
     for name in METRICS:
         np.testing.assert_allclose(two[name].values, one[name].values, rtol=1e-4, atol=1e-4, err_msg=name)
+
+
+def _lpl_single(name: str) -> xr.Dataset:
+    from ratenets.rules import get_rule
+    from ratenets.train import RunContext, fit
+
+    rule = get_rule("lpl")
+    cfg = rule.preset("digits")
+    cfg = type(cfg)(**{**cfg.__dict__, **LPL_RUNS[name]})
+    ds, _ = fit(rule, cfg, rule.load_data(cfg, "digits", None), RunContext(dataset="digits", seeds=LPL_SEEDS[name]))
+    return ds
+
+
+LPL_METRICS = ("train_loss", "loss_pred", "loss_hebb", "loss_decorr", "test_accuracy", "participation_ratio")
+
+
+def _assert_same(two: xr.Dataset, one: xr.Dataset, names) -> None:
+    assert int(two.attrs["complete"]) == 1
+    for name in names:
+        np.testing.assert_allclose(two[name].values, one[name].values, rtol=LPL_RTOL, atol=LPL_ATOL, err_msg=name)
+
+
+# float tolerance of the LPL comparisons: the ranks' summed gradients differ from one process's in the last bits
+LPL_RTOL, LPL_ATOL = 1e-4, 1e-5
+
+
+def test_lpl_under_two_processes_gives_the_single_process_run(ddp_run):
+    one = _lpl_single("plain")
+    _assert_same(xr.open_dataset(ddp_run / "lpl_plain.nc"), one, LPL_METRICS)
+    # the seeds differ by far more than the tolerance
+    assert abs(float(one["train_loss"].isel(seed=0, epoch=-1) - one["train_loss"].isel(seed=1, epoch=-1))) > 1e-2
+    # resumed under DDP after epoch 1: the single-process run of seed 0
+    resumed = xr.open_dataset(ddp_run / "lpl_resumed.nc")
+    assert resumed.sizes["epoch"] == 2
+    _assert_same(resumed, one.isel(seed=0, drop=True), LPL_METRICS)
+
+
+def test_lpl_batch_statistics_are_gathered_across_ranks(ddp_run):
+    """Shuffled positives and stale estimates over the whole batch; without the gather the run differs."""
+    _assert_same(xr.open_dataset(ddp_run / "lpl_variant.nc"), _lpl_single("variant"), LPL_METRICS)
+    one = _lpl_single("no_gather")  # one process, the whole batch
+    local = xr.open_dataset(ddp_run / "lpl_no_gather.nc")  # two processes, each rank's statistics of its half
+    for name in ("train_loss", "loss_hebb", "loss_decorr"):  # off by > 10x the tolerance of the comparisons
+        diff = np.abs(local[name].values - one[name].values)
+        assert float(diff.max()) > 10 * (LPL_ATOL + LPL_RTOL * float(np.abs(one[name].values).max())), name
+
+
+def test_spiking_lpl_under_two_processes_counts_every_rank(ddp_run):
+    one = _lpl_single("spiking")
+    _assert_same(xr.open_dataset(ddp_run / "lpl_spiking.nc"), one, (*LPL_METRICS, "train_firing_rate"))
+
+
+def test_lpl_rate_encoding_is_refused_under_torchrun(monkeypatch):
+    from ratenets.rules import get_rule
+
+    rule = get_rule("lpl")
+    cfg = rule.preset("digits")
+    cfg = type(cfg)(**{**cfg.__dict__, "neuron": "lif", "encoding": "rate"})
+    monkeypatch.setattr(distributed, "active", lambda: True)
+    monkeypatch.setattr(distributed, "world_size", lambda: 2)
+    with pytest.raises(ConfigError, match="encoding 'rate' does not train data-parallel under torchrun"):
+        rule(cfg, rule.load_data(cfg, "digits", None), seeds=(0,))
