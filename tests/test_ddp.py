@@ -24,6 +24,9 @@ LPL_RUNS = {"plain": {"epochs": 2}, "resumed": {"epochs": 2},
             "no_gather": {"epochs": 1},
             "spiking": {"epochs": 1, "neuron": "lif", "timesteps": 3, "threshold": 0.5, "train_images": 512}}
 LPL_SEEDS = {"plain": (0, 1), "resumed": (0,), "variant": (0,), "no_gather": (0,), "spiking": (0,)}
+# the CLAPP family under torchrun: label -> (rule, overrides of its digits preset); seed 0, one epoch
+CLAPP_RUNS = {"clapp": ("clapp", {}), "clapp_global": ("clapp", {"coin": "global"}), "clapp-s": ("clapp-s", {}),
+              "hinge-cpc": ("hinge-cpc", {})}
 
 # Runs under torchrun: a plain run, an interrupted run resumed, and a gather of unequal shares.
 SCRIPT = textwrap.dedent("""
@@ -36,6 +39,7 @@ SCRIPT = textwrap.dedent("""
 
     out = Path(sys.argv[1])
     LPL_RUNS, LPL_SEEDS = json.loads(sys.argv[2]), {k: tuple(v) for k, v in json.loads(sys.argv[3]).items()}
+    CLAPP_RUNS = json.loads(sys.argv[4])
     rule = get_rule("bp")
     cfg = rule.Config(epochs=2, hidden=(32,))
     data = rule.load_data(cfg, "digits", None)
@@ -88,11 +92,22 @@ SCRIPT = textwrap.dedent("""
         if name == "no_gather":
             distributed.gather_batch = real
 
+    for label, (name, kw) in CLAPP_RUNS.items():
+        crule = get_rule(name)
+        ccfg = crule.preset("digits")
+        ccfg = type(ccfg)(**{**ccfg.__dict__, "epochs": 1, "train_size": 512, **kw})
+        fit(crule, ccfg, crule.load_data(ccfg, "digits", None), RunContext(dataset="digits", seeds=(0,),
+                                                                         out=out / f"{label}.nc"))
+
+    from bridge.cli import main  # the CLI on every rank: rank 1 must not read the file rank 0 is writing
+    cli_rc = main(["train", "bp", "--dataset", "digits", "--epochs", "1", "--seeds", "0,1", "--no-progress",
+                   "--set", "hidden=[16]", "--out", str(out / "cli.nc")])
+
     r = distributed.rank()
     x = torch.full((r + 1, 3), float(r + 1), requires_grad=True)  # rank 0: 1 row, rank 1: 2 rows
     g = distributed.gather_batch(x, dim=0)
     (g * torch.arange(1.0, 4.0).unsqueeze(1)).sum().backward()
-    res = {"rank": r, "world": distributed.world_size(), "gathered": g.tolist(), "grad": x.grad.tolist(),
+    res = {"rank": r, "cli_rc": cli_rc, "world": distributed.world_size(), "gathered": g.tolist(), "grad": x.grad.tolist(),
            "bounds": [distributed.bounds(5, 2, k) for k in range(2)],
            "all_true": [distributed.all_true(True), distributed.all_true(r == 0)]}
     (out / f"rank{r}.json").write_text(json.dumps(res))
@@ -107,7 +122,8 @@ def ddp_run(tmp_path_factory):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
            "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                           str(script), str(out), json.dumps(LPL_RUNS), json.dumps(LPL_SEEDS)], env=env, capture_output=True, text=True, timeout=600)
+                           str(script), str(out), json.dumps(LPL_RUNS), json.dumps(LPL_SEEDS),
+                           json.dumps(CLAPP_RUNS)], env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     return out
 
@@ -149,6 +165,7 @@ def test_gather_batch_concatenates_unequal_shares_and_routes_gradients(ddp_run):
     for r in (0, 1):
         res = json.loads((ddp_run / f"rank{r}.json").read_text())
         assert res["world"] == 2
+        assert res["cli_rc"] == 0  # ratespike train under torchrun, two seeds: every rank exits 0
         assert res["gathered"] == [[1.0] * 3, [2.0] * 3, [2.0] * 3]
         # d/dx of sum(row_i * (i+1)): rank 0 owns row 0 (weight 1), rank 1 rows 1, 2 (weights 2, 3)
         want = [[1.0] * 3] if r == 0 else [[2.0] * 3, [3.0] * 3]
@@ -170,7 +187,7 @@ def test_rules_without_data_parallel_support_are_refused(monkeypatch):
     from ratenets.rules import get_rule
 
     monkeypatch.setenv("WORLD_SIZE", "2")
-    with pytest.raises(ConfigError, match="'dpc' does not train data-parallel under torchrun: its encoder's BatchNorm.*bp, lpl, corinfomax\\)"):
+    with pytest.raises(ConfigError, match="'dpc' does not train data-parallel under torchrun: its encoder's BatchNorm.*bp, lpl, corinfomax, clapp, clapp-s, hinge-cpc\\)"):
         distributed.setup(get_rule("dpc"), torch.device("cpu"))
     with pytest.raises(ConfigError, match="'corinfomax-sparse'"):  # a subclass opts in on its own
         distributed.setup(get_rule("corinfomax-sparse"), torch.device("cpu"))
@@ -214,14 +231,19 @@ def _lpl_single(name: str) -> xr.Dataset:
 LPL_METRICS = ("train_loss", "loss_pred", "loss_hebb", "loss_decorr", "test_accuracy", "participation_ratio")
 
 
-def _assert_same(two: xr.Dataset, one: xr.Dataset, names) -> None:
+def _assert_same(two: xr.Dataset, one: xr.Dataset, names, rtol: float | None = None, atol: float | None = None
+                 ) -> None:
     assert int(two.attrs["complete"]) == 1
     for name in names:
-        np.testing.assert_allclose(two[name].values, one[name].values, rtol=LPL_RTOL, atol=LPL_ATOL, err_msg=name)
+        np.testing.assert_allclose(two[name].values, one[name].values, rtol=LPL_RTOL if rtol is None else rtol,
+                                   atol=LPL_ATOL if atol is None else atol, err_msg=name)
 
 
 # float tolerance of the LPL comparisons: the ranks' summed gradients differ from one process's in the last bits
-LPL_RTOL, LPL_ATOL = 1e-4, 1e-5
+# (measured, benchmarks/ddp_equality.py --rule lpl: at most 4e-8 relative on these metrics). Not compared:
+# mean_activity, which follows the biases of conv2, a direction the loss does not see (it is shift-invariant)
+# in which Adam turns rounding noise into full steps (1 vs 2 processes: 6e-3 apart there, 5e-8 in the weights)
+LPL_RTOL, LPL_ATOL = 1e-5, 1e-9
 
 
 def test_lpl_under_two_processes_gives_the_single_process_run(ddp_run):
@@ -240,14 +262,15 @@ def test_lpl_batch_statistics_are_gathered_across_ranks(ddp_run):
     _assert_same(xr.open_dataset(ddp_run / "lpl_variant.nc"), _lpl_single("variant"), LPL_METRICS)
     one = _lpl_single("no_gather")  # one process, the whole batch
     local = xr.open_dataset(ddp_run / "lpl_no_gather.nc")  # two processes, each rank's statistics of its half
-    for name in ("train_loss", "loss_hebb", "loss_decorr"):  # off by > 10x the tolerance of the comparisons
-        diff = np.abs(local[name].values - one[name].values)
-        assert float(diff.max()) > 10 * (LPL_ATOL + LPL_RTOL * float(np.abs(one[name].values).max())), name
+    for name in ("train_loss", "loss_hebb", "loss_decorr"):  # off by > 100x the tolerance of the comparisons
+        rel = np.abs(local[name].values - one[name].values) / np.abs(one[name].values)
+        assert float(rel.max()) > 100 * LPL_RTOL, name
 
 
 def test_spiking_lpl_under_two_processes_counts_every_rank(ddp_run):
     one = _lpl_single("spiking")
-    _assert_same(xr.open_dataset(ddp_run / "lpl_spiking.nc"), one, (*LPL_METRICS, "train_firing_rate"))
+    _assert_same(xr.open_dataset(ddp_run / "lpl_spiking.nc"), one, (*LPL_METRICS, "train_firing_rate"),
+                 rtol=1e-4, atol=1e-6)
 
 
 def test_lpl_rate_encoding_is_refused_under_torchrun(monkeypatch):
@@ -260,3 +283,17 @@ def test_lpl_rate_encoding_is_refused_under_torchrun(monkeypatch):
     monkeypatch.setattr(distributed, "world_size", lambda: 2)
     with pytest.raises(ConfigError, match="encoding 'rate' does not train data-parallel under torchrun"):
         rule(cfg, rule.load_data(cfg, "digits", None), seeds=(0,))
+
+
+@pytest.mark.parametrize("label", list(CLAPP_RUNS))
+def test_clapp_family_under_two_processes_gives_the_single_process_run(ddp_run, label):
+    """Negatives (saccade partners, CLAPP-s samples anywhere) come from the whole gathered batch."""
+    from ratenets.rules import get_rule
+    from ratenets.train import RunContext, fit
+
+    name, kw = CLAPP_RUNS[label]
+    rule = get_rule(name)
+    cfg = rule.preset("digits")
+    cfg = type(cfg)(**{**cfg.__dict__, "epochs": 1, "train_size": 512, **kw})
+    one, _ = fit(rule, cfg, rule.load_data(cfg, "digits", None), RunContext(dataset="digits", seeds=(0,)))
+    _assert_same(xr.open_dataset(ddp_run / f"{label}.nc"), one, ("train_loss", "test_accuracy"), rtol=1e-4, atol=1e-6)

@@ -58,7 +58,7 @@ from ratenets import distributed
 from ratenets.data import ImageDataset, load_dataset, load_stl10, resolve_root
 from ratenets.encoders.conv import BlockEncoder, build_encoder, global_pool
 from ratenets.encoders.spiking import (SpikingFields, epoch_firing_rates, eval_firing_rates, reset_firing_counts,
-                                       spiking_blocks, with_neurons)
+                                       check_data_parallel, sum_training_counts, with_neurons)
 from ratenets.probes import collect_features, probe_layers
 from ratenets.rules.base import check_dataset
 from ratenets.train import progress as _progress
@@ -484,10 +484,7 @@ class LPL:
         self.total_steps = cfg.epochs * self.steps_per_epoch
         self.warmup_steps = max(1, int(round(cfg.warmup_epochs * self.steps_per_epoch)))
         rows = self.images_per_batch * pairs_per_image  # view pairs per batch, split over the ranks
-        if distributed.active() and cfg.spiking and cfg.encoding == "rate":
-            raise ConfigError("LPL with encoding 'rate' does not train data-parallel under torchrun: each rank "
-                              "would draw the Poisson spikes of its own rows from the global random stream, not "
-                              "those of one process; use encoding 'direct' or 'latency', or run it in one process")
+        check_data_parallel(cfg, "LPL")  # torchrun: no Poisson input code
         if rows < distributed.world_size():
             raise ConfigError(f"a batch of {rows} view pairs cannot be split over {distributed.world_size()} "
                               "processes; raise batch_size or use fewer processes")
@@ -641,13 +638,7 @@ class LPL:
             out[f"loss_{k}"] = xr.DataArray(arr[have] / max(n_steps, 1), dims=("layer",),
                                             coords={"layer": [names[i] for i in have]},
                                             attrs={"long_name": f"mean {k} term of each layer's loss", "units": "1"})
-        if distributed.active():  # spiking: the training spike counts of every rank's rows
-            for _, blk in spiking_blocks(self.encoder):
-                per_unit, steps = blk.counts[True]
-                if per_unit is not None:
-                    both = distributed.all_sum(torch.cat([per_unit, per_unit.new_tensor([float(steps)])]
-                                                         ).to(self.device)).cpu()
-                    blk.counts[True] = [both[:-1], int(round(float(both[-1])))]
+        sum_training_counts(self.encoder, self.device)  # torchrun: the spikes of every rank's rows
         out.update(epoch_firing_rates(self.encoder, epoch))  # spiking: raises if a layer was silent all epoch
         return out
 
