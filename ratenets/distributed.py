@@ -196,12 +196,10 @@ def gather_batch(x: torch.Tensor, dim: int = 0) -> torch.Tensor:
     Every rank then computes the same loss on the gathered batch; the backward pass gives this rank the
     gradient of that one loss with respect to its own rows (the all-gather's backward sums the ranks'
     identical copies, which :class:`_ScaleGrad` divides out). Sum the parameter gradients of such a loss
-    over the ranks with :func:`all_sum`.
+    over the ranks with :func:`sum_gradients` (those of parameters applied before the gather only).
     """
     if not active():
         return x
-    import torch.distributed.nn.functional as dfn
-
     size = world_size()
     x = _ScaleGrad.apply(x, 1.0 / size)
     n = torch.tensor([x.shape[dim]], device=x.device)
@@ -213,8 +211,26 @@ def gather_batch(x: torch.Tensor, dim: int = 0) -> torch.Tensor:
         pad = list(x.shape)
         pad[dim] = m - x.shape[dim]
         x = torch.cat([x, x.new_zeros(pad)], dim)
-    parts = dfn.all_gather(x)
+    parts = _AllGather.apply(x.contiguous())
     return torch.cat([p.narrow(dim, 0, c) for p, c in zip(parts, counts)], dim)
+
+
+class _AllGather(torch.autograd.Function):
+    """Every rank's ``x`` (equal shapes), as a tuple in rank order; the backward pass gives each rank the sum
+    over the ranks of the gradients reaching its own part (one all-reduce; gloo has no reduce-scatter)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor):  # noqa: D102
+        parts = [torch.empty_like(x) for _ in range(world_size())]
+        _dist().all_gather(parts, x)
+        ctx.rank = rank()
+        return tuple(parts)
+
+    @staticmethod
+    def backward(ctx, *grads: torch.Tensor):  # noqa: D102
+        g = torch.stack([torch.zeros_like(grads[ctx.rank]) if d is None else d for d in grads]).contiguous()
+        _dist().all_reduce(g)
+        return g[ctx.rank]
 
 
 class _ScaleGrad(torch.autograd.Function):

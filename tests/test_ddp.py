@@ -22,8 +22,12 @@ HIDDEN = (32,)
 LPL_RUNS = {"plain": {"epochs": 2}, "resumed": {"epochs": 2},
             "variant": {"epochs": 1, "shuffle_positives": True, "stale_estimates": True},
             "no_gather": {"epochs": 1},
-            "spiking": {"epochs": 1, "neuron": "lif", "timesteps": 3, "threshold": 0.5, "train_images": 512}}
-LPL_SEEDS = {"plain": (0, 1), "resumed": (0,), "variant": (0,), "no_gather": (0,), "spiking": (0,)}
+            "spiking": {"epochs": 1, "neuron": "lif", "timesteps": 3, "threshold": 0.5, "train_images": 512},
+            "supervised": {"epochs": 1, "objective": "supervised", "train_images": 512},
+            "negsample": {"epochs": 1, "objective": "negsample", "train_images": 512},
+            "no_pooling": {"epochs": 1, "no_pooling": True, "train_images": 512}}
+LPL_SEEDS = {"plain": (0, 1), "resumed": (0,), "variant": (0,), "no_gather": (0,), "spiking": (0,),
+             "supervised": (0,), "negsample": (0,), "no_pooling": (0,)}
 # the CLAPP family under torchrun: label -> (rule, overrides of its digits preset); seed 0, one epoch
 CLAPP_RUNS = {"clapp": ("clapp", {}), "clapp_global": ("clapp", {"coin": "global"}), "clapp-s": ("clapp-s", {}),
               "hinge-cpc": ("hinge-cpc", {})}
@@ -271,6 +275,13 @@ def test_spiking_lpl_under_two_processes_counts_every_rank(ddp_run):
     one = _lpl_single("spiking")
     _assert_same(xr.open_dataset(ddp_run / "lpl_spiking.nc"), one, (*LPL_METRICS, "train_firing_rate"),
                  rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["supervised", "negsample", "no_pooling"])
+def test_lpl_objectives_under_two_processes_give_the_single_process_run(ddp_run, name):
+    """The supervised head's logits with their labels, the cosine push, and unpooled maps are gathered too."""
+    _assert_same(xr.open_dataset(ddp_run / f"lpl_{name}.nc"), _lpl_single(name),
+                 ("train_loss", "test_accuracy", "participation_ratio"))
 
 
 def test_lpl_rate_encoding_is_refused_under_torchrun(monkeypatch):
