@@ -3,7 +3,9 @@
 Runs ``ratespike train RULE --dataset digits`` once in one process and once under ``torchrun
 --nproc-per-node N`` (gloo on CPU) with the same seeds and global batch, then prints, for every per-epoch
 metric of the results files, the largest absolute and relative difference, and the spread between the
-first two seeds (the size of a real difference). ``--set`` passes config overrides to both runs.
+first two seeds (the size of a real difference); then, from the final training state stored in both files
+(group ``checkpoint``), the largest difference of every parameter tensor of the first seed's model.
+``--set`` passes config overrides to both runs.
 Examples::
 
     OMP_NUM_THREADS=1 python benchmarks/ddp_equality.py --rule lpl --epochs 2 --seeds 0,1
@@ -59,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
                       if "seed" in va.dims and va.sizes["seed"] > 1 else float("nan"))
             rows.append((name, float(np.nanmax(d)), float(rel), spread))
         a.close(), b.close()
+        params = _param_diffs(one, many)
     load1 = os.getloadavg()
     print(f"# {args.rule} on digits, seeds {args.seeds}, {args.epochs} epochs, overrides {args.set or 'none'}: "
           f"torchrun {args.nproc} processes (gloo) vs 1 process; OMP_NUM_THREADS={env['OMP_NUM_THREADS']}, "
@@ -66,7 +69,38 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'metric':32s} {'max |diff|':>11s} {'max rel':>10s} {'seed 0 vs 1':>12s}")
     for name, d, rel, spread in rows:
         print(f"{name:32s} {d:11.3g} {rel:10.3g} {spread:12.3g}")
+    print(f"{'parameter (first seed, final)':40s} {'max |diff|':>11s} {'max |value|':>12s}")
+    for name, d, v in params:
+        print(f"{name:40s} {d:11.3g} {v:12.3g}")
     return 0
+
+
+def _param_diffs(one: Path, many: Path) -> list[tuple[str, float, float]]:
+    """Per parameter tensor of the first rule state (optimiser and generator states left out)."""
+    import io
+
+    import torch
+    import xarray as xr
+
+    from ratenets.train import from_plain
+
+    def state(path: Path) -> dict:
+        with xr.open_dataset(path, group="checkpoint") as g:
+            blob = torch.load(io.BytesIO(g["state"].values.tobytes()), weights_only=True)
+        return from_plain(blob["runs"][0]["state"])
+
+    out: list[tuple[str, float, float]] = []
+
+    def walk(x, y, path: str) -> None:
+        if isinstance(x, dict):
+            for k in x:
+                if k not in ("opt", "opts", "gen", "gens", "rng"):
+                    walk(x[k], y[k], f"{path}.{k}" if path else str(k))
+        elif isinstance(x, torch.Tensor) and x.is_floating_point() and x.numel():
+            out.append((path, float((x - y).abs().max()), float(x.abs().max())))
+
+    walk(state(one), state(many), "")
+    return out
 
 
 if __name__ == "__main__":
