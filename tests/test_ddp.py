@@ -25,9 +25,11 @@ LPL_RUNS = {"plain": {"epochs": 2}, "resumed": {"epochs": 2},
             "spiking": {"epochs": 1, "neuron": "lif", "timesteps": 3, "threshold": 0.5, "train_images": 512},
             "supervised": {"epochs": 1, "objective": "supervised", "train_images": 512},
             "negsample": {"epochs": 1, "objective": "negsample", "train_images": 512},
-            "no_pooling": {"epochs": 1, "no_pooling": True, "train_images": 512}}
+            "no_pooling": {"epochs": 1, "no_pooling": True, "train_images": 512},
+            "sequence": {"epochs": 1, "views": "sequence", "encoder": "mlp", "mlp_hidden": (64, 64),
+                         "objective": "supervised", "train_images": 512}}
 LPL_SEEDS = {"plain": (0, 1), "resumed": (0,), "variant": (0,), "no_gather": (0,), "spiking": (0,),
-             "supervised": (0,), "negsample": (0,), "no_pooling": (0,)}
+             "supervised": (0,), "negsample": (0,), "no_pooling": (0,), "sequence": (0,)}
 # the CLAPP family under torchrun: label -> (rule, overrides of its digits preset); seed 0, one epoch
 CLAPP_RUNS = {"clapp": ("clapp", {}), "clapp_global": ("clapp", {"coin": "global"}), "clapp-s": ("clapp-s", {}),
               "hinge-cpc": ("hinge-cpc", {})}
@@ -80,7 +82,7 @@ SCRIPT = textwrap.dedent("""
     lpl = get_rule("lpl")
     for name, kw in LPL_RUNS.items():
         lcfg = lpl.preset("digits")
-        lcfg = type(lcfg)(**{**lcfg.__dict__, **kw})
+        lcfg = type(lcfg)(**{**lcfg.__dict__, **{k: tuple(v) if isinstance(v, list) else v for k, v in kw.items()}})
         ldata = lpl.load_data(lcfg, "digits", None)
         lctx = RunContext(dataset="digits", seeds=LPL_SEEDS[name], out=out / f"lpl_{name}.nc")
         if name == "resumed":
@@ -277,9 +279,10 @@ def test_spiking_lpl_under_two_processes_counts_every_rank(ddp_run):
                  rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize("name", ["supervised", "negsample", "no_pooling"])
+@pytest.mark.parametrize("name", ["supervised", "negsample", "no_pooling", "sequence"])
 def test_lpl_objectives_under_two_processes_give_the_single_process_run(ddp_run, name):
-    """The supervised head's logits with their labels, the cosine push, and unpooled maps are gathered too."""
+    """The supervised head's logits with their labels, the cosine push, unpooled maps, and the frame pairs of
+    temporal sequences (several pairs per image, labels repeated) are split and gathered too."""
     _assert_same(xr.open_dataset(ddp_run / f"lpl_{name}.nc"), _lpl_single(name),
                  ("train_loss", "test_accuracy", "participation_ratio"))
 
