@@ -14,8 +14,9 @@ CPU, NCCL on CUDA). The scheme keeps the single-process run's semantics exactly:
   on ``--resume``.
 
 A rule opts in with the class attribute ``data_parallel = True`` once its update follows this scheme (a
-rule whose loss uses statistics of the whole batch must also gather them with :func:`gather_batch`);
-:func:`setup` refuses the others in one line. Outside torchrun every helper is a no-op.
+rule whose loss uses statistics of the whole batch must also gather them with :func:`gather_batch` and sum
+the gradients with :func:`sum_gradients`); :func:`setup` refuses the others in one line, with the rule's
+``data_parallel_refusal`` (why it cannot) where it has one. Outside torchrun every helper is a no-op.
 """
 from __future__ import annotations
 
@@ -86,8 +87,9 @@ def setup(rule_cls: type, device: torch.device) -> torch.device:
         from ratenets.rules import RULES, get_rule
 
         ok = [n for n in RULES if supports(get_rule(n))]
-        raise ConfigError(f"rule {rule_cls.name!r} does not train data-parallel under torchrun (rules that do: "
-                          f"{', '.join(ok)}); run it in one process")
+        why = getattr(rule_cls, "data_parallel_refusal", "")
+        raise ConfigError(f"rule {rule_cls.name!r} does not train data-parallel under torchrun"
+                          f"{': ' + why if why else ''} (rules that do: {', '.join(ok)}); run it in one process")
     dist = _dist()
     if device.type == "cuda":
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
@@ -155,6 +157,20 @@ def all_sum_many(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
     return out
 
 
+def sum_gradients(params: Iterable[torch.Tensor]) -> None:
+    """Sum each parameter's ``.grad`` over the ranks in one all-reduce (nothing in one process).
+
+    For a loss computed identically on every rank from :func:`gather_batch`-ed rows: each rank's backward
+    gives the gradient through its own rows only, and the sum over the ranks is the whole gradient. A
+    parameter whose ``.grad`` is ``None`` is skipped (it is ``None`` on every rank: the ranks run the same code).
+    """
+    if not active():
+        return
+    params = [p for p in params if p.grad is not None]
+    for p, g in zip(params, all_sum_many([p.grad for p in params])):
+        p.grad.copy_(g)
+
+
 def all_true(flag: bool) -> bool:
     """True when ``flag`` holds on every rank (``flag`` itself in one process): a branch all ranks take."""
     if not active():
@@ -180,12 +196,10 @@ def gather_batch(x: torch.Tensor, dim: int = 0) -> torch.Tensor:
     Every rank then computes the same loss on the gathered batch; the backward pass gives this rank the
     gradient of that one loss with respect to its own rows (the all-gather's backward sums the ranks'
     identical copies, which :class:`_ScaleGrad` divides out). Sum the parameter gradients of such a loss
-    over the ranks with :func:`all_sum`.
+    over the ranks with :func:`sum_gradients` (those of parameters applied before the gather only).
     """
     if not active():
         return x
-    import torch.distributed.nn.functional as dfn
-
     size = world_size()
     x = _ScaleGrad.apply(x, 1.0 / size)
     n = torch.tensor([x.shape[dim]], device=x.device)
@@ -197,8 +211,26 @@ def gather_batch(x: torch.Tensor, dim: int = 0) -> torch.Tensor:
         pad = list(x.shape)
         pad[dim] = m - x.shape[dim]
         x = torch.cat([x, x.new_zeros(pad)], dim)
-    parts = dfn.all_gather(x)
+    parts = _AllGather.apply(x.contiguous())
     return torch.cat([p.narrow(dim, 0, c) for p, c in zip(parts, counts)], dim)
+
+
+class _AllGather(torch.autograd.Function):
+    """Every rank's ``x`` (equal shapes), as a tuple in rank order; the backward pass gives each rank the sum
+    over the ranks of the gradients reaching its own part (one all-reduce; gloo has no reduce-scatter)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor):  # noqa: D102
+        parts = [torch.empty_like(x) for _ in range(world_size())]
+        _dist().all_gather(parts, x)
+        ctx.rank = rank()
+        return tuple(parts)
+
+    @staticmethod
+    def backward(ctx, *grads: torch.Tensor):  # noqa: D102
+        g = torch.stack([torch.zeros_like(grads[ctx.rank]) if d is None else d for d in grads]).contiguous()
+        _dist().all_reduce(g)
+        return g[ctx.rank]
 
 
 class _ScaleGrad(torch.autograd.Function):

@@ -85,8 +85,10 @@ def run(args: argparse.Namespace) -> int:
         remove_checkpoint(ctx)
     print(f"{args.rule} on {args.dataset}: {final_metrics(ds)}")
     from bridge.summary import representation_note
+    from ratenets import distributed
 
-    if note := representation_note(ds, out):
+    # under torchrun only rank 0 wrote the file (the others would race its write)
+    if distributed.is_main() and (note := representation_note(ds, out)):
         print(note)
     print(f"wrote {Path(out)}")
     return 0

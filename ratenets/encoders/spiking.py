@@ -46,6 +46,7 @@ import xarray as xr
 from torch import nn
 
 from bridge.errors import ConfigError, DivergenceError, unknown_choice
+from ratenets import distributed
 
 NEURONS = ("rate", "lif", "synaptic")
 ENCODINGS = ("direct", "rate", "latency")
@@ -376,6 +377,26 @@ def firing_stats(encoder: nn.Module, training: bool) -> dict[str, np.ndarray]:
 def _layer_da(values: np.ndarray, names: list[str], long_name: str, units: str) -> xr.DataArray:
     return xr.DataArray(values, dims=("layer",), coords={"layer": names},
                         attrs={"long_name": long_name, "units": units})
+
+
+def sum_training_counts(encoder: nn.Module, device: torch.device) -> None:
+    """Under torchrun: sum every block's training spike counts over the ranks (each counted its own rows),
+    so :func:`epoch_firing_rates` reports the whole batch's firing; nothing in one process."""
+    if not distributed.active():
+        return
+    for _, b in spiking_blocks(encoder):
+        per_unit, steps = b.counts[True]
+        if per_unit is not None:
+            both = distributed.all_sum(torch.cat([per_unit, per_unit.new_tensor([float(steps)])]).to(device)).cpu()
+            b.counts[True] = [both[:-1], int(round(float(both[-1])))]
+
+
+def check_data_parallel(cfg: Any, rule: str) -> None:
+    """Under torchrun: refuse the Poisson input code, whose spikes each rank would draw for its own rows only."""
+    if distributed.active() and getattr(cfg, "neuron", "rate") != "rate" and cfg.encoding == "rate":
+        raise ConfigError(f"{rule} with encoding 'rate' does not train data-parallel under torchrun: each rank "
+                          "would draw the Poisson spikes of its own rows from the global random stream, not those "
+                          "of one process; use encoding 'direct' or 'latency', or run it in one process")
 
 
 def epoch_firing_rates(encoder: nn.Module, epoch: int) -> dict[str, xr.DataArray]:

@@ -45,10 +45,11 @@ from torch import nn
 from bridge.config import check_positive
 from bridge.errors import ConfigError
 from bridge.reps import PROBE_SIZE, representation
+from ratenets import distributed
 from ratenets.data import ImageDataset, load_dataset, resolve_root
 from ratenets.encoders.patches import PatchEncoder, PatchEncoderSpec, extract_patches, grid_size, pooled
-from ratenets.encoders.spiking import (SpikingFields, epoch_firing_rates, eval_firing_rates, reset_firing_counts,
-                                       with_neurons)
+from ratenets.encoders.spiking import (SpikingFields, check_data_parallel, epoch_firing_rates, eval_firing_rates,
+                                       reset_firing_counts, sum_training_counts, with_neurons)
 from ratenets.probes import linear_probe
 from ratenets.rules.base import check_dataset
 from ratenets.train import progress as _progress
@@ -442,6 +443,10 @@ class PatchCPCRule:
         self.x_train = data.x_unlabeled if (data.x_unlabeled is not None) else data.x_train
         n_tr = len(self.x_train)
         self.n_train = min(cfg.train_size, n_tr) if cfg.train_size else n_tr
+        check_data_parallel(cfg, self.name)  # torchrun: no Poisson input code
+        if cfg.batch_size < distributed.world_size():
+            raise ConfigError(f"a batch of {cfg.batch_size} images cannot be split over {distributed.world_size()} "
+                              "processes; raise batch_size or use fewer processes")
 
     # --- data -----------------------------------------------------------------------------------------
     def prepare(self, x: torch.Tensor, train: bool) -> torch.Tensor:
@@ -480,6 +485,9 @@ class PatchCPCRule:
     def _layer_loss(self, i: int, out: torch.Tensor, grid: tuple[int, int],
                     shared: tuple[list[Pairs], list[Pairs]] | None) -> torch.Tensor:
         h = pooled(out, grid).reshape(-1, self.config.channels[i])  # (b*gy*gx, C)
+        # torchrun: every rank's rows (own rows in the graph), so the pairs and negatives span the whole batch;
+        # W_k, applied after the gather, gets the whole gradient on every rank, the encoder its rows' share
+        h = distributed.gather_batch(h)
         p1, p2 = shared if shared is not None else self.draw_pairs(len(h) // (grid[0] * grid[1]))
         w_r = self.w_retro[str(i)] if self.config.asymmetric_w else None
         return hinge_loss(h, self.w_pred[str(i)], w_r, p1, p2)
@@ -494,7 +502,9 @@ class PatchCPCRule:
         """
         cfg = self.config
         patches, grid = extract_patches(x, cfg.patch_size, cfg.patch_stride)  # (b*gy*gx, c, p, p)
-        shared = self.draw_pairs(len(x)) if cfg.coin == "global" else None
+        # pairs of the whole batch (all ranks' images under torchrun)
+        shared = self.draw_pairs(int(distributed.all_sum(torch.tensor(len(x), device=x.device)))) \
+            if cfg.coin == "global" else None
         for opt in self.opts:
             opt.zero_grad(set_to_none=True)
         losses = {}
@@ -511,6 +521,7 @@ class PatchCPCRule:
                 loss.backward()
                 losses[i] = loss.detach()
                 h = out.detach()
+        distributed.sum_gradients(self.encoder.parameters())  # torchrun: the ranks' rows; W_k's are whole already
         for opt in self.opts:
             opt.step()
         return losses
@@ -526,13 +537,15 @@ class PatchCPCRule:
         it = _progress(range(nb), desc=f"{self.name} epoch {epoch}", enabled=self.show_progress)
         for bi in it:
             idx = order[bi * cfg.batch_size:(bi + 1) * cfg.batch_size]
-            x = self.prepare(self.x_train[idx], train=True)
-            losses = self.train_step(x)
+            x = self.prepare(self.x_train[idx], train=True)  # crops and flips drawn for the whole batch
+            lo, hi = distributed.bounds(len(x))  # torchrun: this rank's images (all of them in one process)
+            losses = self.train_step(x[lo:hi])
             for i, v in losses.items():
                 sums[i] += float(v.detach())
         half = 0.5 if cfg.asymmetric_w else 1.0  # the asymmetric loss counts the hinge twice
         vals = np.array([sums[i] * half / nb for i in self.loss_layers])
         attrs = {"long_name": "mean layer-local hinge loss over the epoch", "units": "1"}
+        sum_training_counts(self.encoder, self.device)  # torchrun: the spikes of every rank's rows
         rates = epoch_firing_rates(self.encoder, epoch)  # spiking: raises if a layer was silent all epoch
         if cfg.end_to_end:
             return {"train_loss": xr.DataArray(vals[0], attrs=attrs), **rates}

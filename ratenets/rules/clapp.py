@@ -27,6 +27,7 @@ class CLAPP(PatchCPCRule):
 
     name: ClassVar[str] = "clapp"
     Config: ClassVar[type] = PatchCPCConfig
+    data_parallel: ClassVar[bool] = True  # torchrun: features gathered for the hinge loss (PatchCPCRule)
     # vision/scripts/vision_traineval_CLAPP.sh: --asymmetric_W_pred --negative_samples 1 --sample_negs_locally
     # --sample_negs_locally_same_everywhere --either_pos_or_neg_update --model_splits 6, 600 epochs
     variant: ClassVar[dict[str, Any]] = dict(asymmetric_w=True, either_pos_or_neg=True, negatives="saccade",

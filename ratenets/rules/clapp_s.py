@@ -18,6 +18,7 @@ class CLAPPs(PatchCPCRule):
 
     name: ClassVar[str] = "clapp-s"
     Config: ClassVar[type] = PatchCPCConfig
+    data_parallel: ClassVar[bool] = True  # torchrun: features gathered for the hinge loss (PatchCPCRule)
     variant: ClassVar[dict[str, Any]] = dict(asymmetric_w=False, either_pos_or_neg=False, negatives="anywhere",
                                              negative_samples=16, end_to_end=False)
 

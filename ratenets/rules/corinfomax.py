@@ -283,7 +283,8 @@ class CorInfoMax(LocalRule):
                       epoch: int) -> None:
         """The contrastive W_ff / W_fb updates and the lateral B update of one batch (module docstring)."""
         c, p = self.config, self.params
-        n = int(distributed.all_sum(torch.tensor(float(x.shape[1]))).item())  # the global batch (torchrun)
+        # the global batch (torchrun; on x's device, as NCCL needs)
+        n = int(distributed.all_sum(torch.tensor(float(x.shape[1]), device=x.device)).item())
         decay = stage_decay(epoch - 1, c.lr_decay_epochs, c.lr_decay_factors)
         L0, Lb = [x, *r0], [x, *rb]
         updates: dict[str, torch.Tensor] = {}

@@ -296,6 +296,10 @@ class DPC:
     Config: ClassVar[type] = DPCConfig
     batched_seeds: ClassVar[bool] = False
     datasets: ClassVar[tuple[str, ...]] = ("gabor",)
+    # torchrun (ratenets.distributed): refused, with this reason
+    data_parallel_refusal: ClassVar[str] = (
+        "its encoder's BatchNorm normalises with the statistics of the clips it is given and its ConvGRU dropout "
+        "draws one mask over the batch, so a process's share of a batch would not give the one-process update")
 
     @classmethod
     def preset(cls, dataset: str) -> DPCConfig:

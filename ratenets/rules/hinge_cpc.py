@@ -17,5 +17,6 @@ class HingeCPC(PatchCPCRule):
 
     name: ClassVar[str] = "hinge-cpc"
     Config: ClassVar[type] = PatchCPCConfig
+    data_parallel: ClassVar[bool] = True  # torchrun: features gathered for the hinge loss (PatchCPCRule)
     variant: ClassVar[dict[str, Any]] = dict(asymmetric_w=True, either_pos_or_neg=True, negatives="saccade",
                                              negative_samples=1, end_to_end=True)

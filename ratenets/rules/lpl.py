@@ -54,10 +54,11 @@ from bridge.config import check_positive
 from bridge.errors import ConfigError, DivergenceError
 from bridge.measures import participation_ratio
 from bridge.reps import PROBE_SIZE, representation
+from ratenets import distributed
 from ratenets.data import ImageDataset, load_dataset, load_stl10, resolve_root
 from ratenets.encoders.conv import BlockEncoder, build_encoder, global_pool
 from ratenets.encoders.spiking import (SpikingFields, epoch_firing_rates, eval_firing_rates, reset_firing_counts,
-                                       with_neurons)
+                                       check_data_parallel, sum_training_counts, with_neurons)
 from ratenets.probes import collect_features, probe_layers
 from ratenets.rules.base import check_dataset
 from ratenets.train import progress as _progress
@@ -379,6 +380,10 @@ class LPL:
     Config: ClassVar[type] = LPLConfig
     batched_seeds: ClassVar[bool] = False
     datasets: ClassVar[tuple[str, ...]] = _DATASETS
+    # torchrun: every rank draws the global batch's views and trains on its slice; each layer's features are
+    # all-gathered (ratenets.distributed.gather_batch) before the loss, so the variance, decorrelation, stale
+    # and shuffled-positive terms see the whole batch, and the parameter gradients are summed over the ranks
+    data_parallel: ClassVar[bool] = True
 
     @classmethod
     def preset(cls, dataset: str) -> LPLConfig:
@@ -478,6 +483,11 @@ class LPL:
         self.steps_per_epoch = max(1, len(self.x_ssl) // self.images_per_batch)
         self.total_steps = cfg.epochs * self.steps_per_epoch
         self.warmup_steps = max(1, int(round(cfg.warmup_epochs * self.steps_per_epoch)))
+        rows = self.images_per_batch * pairs_per_image  # view pairs per batch, split over the ranks
+        check_data_parallel(cfg, "LPL")  # torchrun: no Poisson input code
+        if rows < distributed.world_size():
+            raise ConfigError(f"a batch of {rows} view pairs cannot be split over {distributed.world_size()} "
+                              "processes; raise batch_size or use fewer processes")
 
     # ------------------------------------------------------------------------------------------------------
     @property
@@ -494,16 +504,23 @@ class LPL:
         return z
 
     def _terms(self, i: int, z: torch.Tensor, y: torch.Tensor | None, shift: int) -> dict[str, torch.Tensor]:
+        """Layer ``i``'s loss terms for the features ``z`` of both views (this rank's rows, ``(2b, ...)``).
+
+        Under torchrun the rows of every rank are gathered first (own rows kept in the graph), so every
+        rank computes the terms of the whole batch, as one process would.
+        """
         cfg = self.config
         b = z.shape[0] // 2
-        z1, z2 = z[:b], z[b:]
-        if cfg.shuffle_positives:  # positives from other images; per-view stats unchanged
-            z2 = torch.roll(z2, shifts=shift, dims=0) if cfg.shuffle_form == "roll" else z2[self._perm]
+        gather = distributed.gather_batch
         if cfg.objective == "supervised":
             if y is None:
                 raise ConfigError("objective 'supervised' needs labelled training images")
-            logits = self.heads[str(i)](z)
+            logits = self.heads[str(i)](z)  # the head runs on this rank's rows; its gradient is summed
+            logits, y = torch.cat([gather(logits[:b]), gather(logits[b:])]), gather(y)
             return {"supervised": F.cross_entropy(logits, torch.cat([y, y]))}
+        z1, z2 = gather(z[:b]), gather(z[b:])
+        if cfg.shuffle_positives:  # positives from other images; per-view stats unchanged
+            z2 = torch.roll(z2, shifts=shift, dims=0) if cfg.shuffle_form == "roll" else z2[self._perm]
         if cfg.objective == "negsample":
             return negsample_terms(z1, z2)
         stop = cfg.pred_form == "stopgrad"
@@ -541,10 +558,12 @@ class LPL:
             g["lr"] = lr_at(self.step_count, self.total_steps, self.warmup_steps, cfg.lr, cfg.final_lr)
         self.opt.zero_grad(set_to_none=False)  # keep the gradient buffers: no reallocation at each step
         shift = 0
-        if cfg.shuffle_positives and cfg.shuffle_form == "roll":
-            shift = int(torch.randint(1, max(v1.shape[0], 2), (1,), generator=self.gen))
-        elif cfg.shuffle_positives:  # official: one torch.randperm per batch, shared by all layers
-            self._perm = torch.randperm(v1.shape[0], generator=self.gen).to(v1.device)
+        if cfg.shuffle_positives:  # drawn for the whole batch (all ranks' rows: torchrun)
+            n = int(distributed.all_sum(torch.tensor(v1.shape[0], device=v1.device)))
+            if cfg.shuffle_form == "roll":
+                shift = int(torch.randint(1, max(n, 2), (1,), generator=self.gen))
+            else:  # official: one torch.randperm per batch, shared by all layers
+                self._perm = torch.randperm(n, generator=self.gen).to(v1.device)
         h = torch.cat([v1, v2])  # (2B, C, H, W): both views through each block at once
         total, logged = 0.0, {}
         if cfg.end_to_end:
@@ -575,6 +594,7 @@ class LPL:
                 total += float(loss.detach())
                 logged[i] = {k: float(v.detach()) for k, v in terms.items()}
                 h = out.detach()
+        distributed.sum_gradients(p for g in self.opt.param_groups for p in g["params"])  # torchrun: over ranks
         self.opt.step()
         self.step_count += 1
         return total, logged
@@ -598,6 +618,10 @@ class LPL:
             v1, v2 = self.views.pair(x, self.gen)
             if y is not None and cfg.views == "sequence":
                 y = y.repeat_interleave(cfg.seq_length - 1)
+            # torchrun: every rank drew the same views of the global batch (same generator); keep this rank's
+            # rows (the whole batch in one process)
+            lo, hi = distributed.bounds(len(v1))
+            v1, v2, y = v1[lo:hi], v2[lo:hi], (y[lo:hi] if y is not None else None)
             loss, logged = self.train_step(v1, v2, y, epoch)
             loss_sum += loss
             n_steps += 1
@@ -614,6 +638,7 @@ class LPL:
             out[f"loss_{k}"] = xr.DataArray(arr[have] / max(n_steps, 1), dims=("layer",),
                                             coords={"layer": [names[i] for i in have]},
                                             attrs={"long_name": f"mean {k} term of each layer's loss", "units": "1"})
+        sum_training_counts(self.encoder, self.device)  # torchrun: the spikes of every rank's rows
         out.update(epoch_firing_rates(self.encoder, epoch))  # spiking: raises if a layer was silent all epoch
         return out
 
