@@ -49,6 +49,7 @@ from ratenets.data import ImageDataset, load_dataset, resolve_root
 from ratenets.encoders.patches import PatchEncoder, PatchEncoderSpec, extract_patches, grid_size, pooled
 from ratenets.encoders.spiking import (SpikingFields, epoch_firing_rates, eval_firing_rates, reset_firing_counts,
                                        with_neurons)
+from ratenets.losses.clapp import Pairs, hinge_loss, pair_scores  # noqa: F401 - the loss, re-exported here
 from ratenets.probes import linear_probe
 from ratenets.rules.base import check_dataset
 from ratenets.train import progress as _progress
@@ -157,30 +158,6 @@ SYNTHETIC_SIZE = dict(DIGITS_SIZE, patch_size=6, patch_stride=3, mean=0.5, std=0
 # ----------------------------------------------------------------------------------------------------------------
 # sampling
 
-@dataclass
-class Pairs:
-    """Scored (context, target) pairs of one prediction step, on flat grid positions ``b * gy * gx + y * gx + x``.
-
-    Attributes
-    ----------
-    ctx, tgt : LongTensor, shape (m,)
-        Flat positions of the context and of the scored future.
-    sign : tensor, shape (m,)
-        +1 for the true future, -1 for a negative.
-    weight : tensor, shape (m,)
-        Weight of the pair's hinge in the layer loss (the averaging of the paper, including 1/K).
-    """
-
-    ctx: torch.Tensor
-    tgt: torch.Tensor
-    sign: torch.Tensor
-    weight: torch.Tensor
-
-    def to(self, device: torch.device, dtype: torch.dtype) -> "Pairs":
-        return Pairs(self.ctx.to(device), self.tgt.to(device), self.sign.to(device, dtype),
-                     self.weight.to(device, dtype))
-
-
 def _other_index(n: int, size: tuple[int, ...], self_idx: torch.Tensor, exclude_self: bool,
                  gen: torch.Generator) -> torch.Tensor:
     """Uniform draws from ``range(n)``; with ``exclude_self`` never equal to ``self_idx`` (broadcast)."""
@@ -252,42 +229,7 @@ def sample_pairs(cfg: PatchCPCConfig, batch: int, grid: tuple[int, int], gen: to
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# loss and explicit rule
-
-def pair_scores(h_ctx: torch.Tensor, h_tgt: torch.Tensor, W: torch.Tensor, pairs: Pairs) -> torch.Tensor:
-    """Scores ``u = c^T W z`` of the pairs; ``h_*`` are flat features ``(positions, C)``, ``W`` ``(C, C)``."""
-    wz = h_tgt @ W.T  # (positions, C): retrodiction W z at every position
-    return (h_ctx[pairs.ctx] * wz[pairs.tgt]).sum(-1)
-
-
-def hinge_loss(h: torch.Tensor, W_pred: torch.Tensor, W_retro: torch.Tensor | None,
-               pairs_pred: list[Pairs], pairs_retro: list[Pairs] | None = None) -> torch.Tensor:
-    """The layer-local CLAPP loss (Eq. 3) of flat pooled features ``h`` ``(positions, C)``.
-
-    Parameters
-    ----------
-    W_pred : tensor, shape (K, C, C)
-        Prediction matrices. Symmetric variant (``W_retro is None``): the one W, gradients reach c and z.
-    W_retro : tensor, shape (K, C, C) or None
-        Asymmetric variant: ``L = hinge(SG(c), z; W_pred) + hinge(c, SG(z); W_retro)``, SG = stop-gradient.
-    pairs_pred, pairs_retro : list of Pairs
-        One per step; ``pairs_retro`` defaults to ``pairs_pred`` (a shared coin).
-    """
-    total = h.new_zeros(())
-    if W_retro is None:
-        for k, p in enumerate(pairs_pred):
-            u = pair_scores(h, h, W_pred[k], p)
-            total = total + (p.weight * torch.relu(1 - p.sign * u)).sum()
-        return total
-    pairs_retro = pairs_pred if pairs_retro is None else pairs_retro
-    hd = h.detach()
-    for k, (p1, p2) in enumerate(zip(pairs_pred, pairs_retro)):
-        u1 = pair_scores(hd, h, W_pred[k], p1)
-        u2 = pair_scores(h, hd, W_retro[k], p2)
-        total = total + (p1.weight * torch.relu(1 - p1.sign * u1)).sum() \
-            + (p2.weight * torch.relu(1 - p2.sign * u2)).sum()
-    return total
-
+# the explicit rule (the hinge loss it reproduces is ratenets.losses.clapp.hinge_loss)
 
 @torch.no_grad()
 def three_factor_grads(block: nn.Module, x_in: torch.Tensor, grid: tuple[int, int], W_pred: torch.Tensor,
