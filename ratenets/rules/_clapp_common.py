@@ -44,15 +44,13 @@ from torch import nn
 
 from bridge.config import check_positive
 from bridge.errors import ConfigError
-from bridge.reps import PROBE_SIZE, representation
-from ratenets.data import ImageDataset, load_dataset, resolve_root
+from ratenets.data import ImageDataset
 from ratenets.encoders.patches import PatchEncoder, PatchEncoderSpec, extract_patches, grid_size, pooled
 from ratenets.encoders.spiking import (SpikingFields, epoch_firing_rates, eval_firing_rates, reset_firing_counts,
                                        with_neurons)
 from ratenets.losses.clapp import Pairs, hinge_loss, pair_scores  # noqa: F401 - the loss, re-exported here
 from ratenets.probes import linear_probe
-from ratenets.rules.base import check_dataset
-from ratenets.train import progress as _progress
+from ratenets.rules.base import SelfSupervisedRule, check_dataset
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -309,7 +307,7 @@ def three_factor_grads(block: nn.Module, x_in: torch.Tensor, grid: tuple[int, in
 # ----------------------------------------------------------------------------------------------------------------
 # the rule
 
-class PatchCPCRule:
+class PatchCPCRule(SelfSupervisedRule):
     """Trainer of the CLAPP family on a patch encoder (satisfies :class:`ratenets.rules.base.Rule`).
 
     Layer-local variants (``end_to_end=False``) give every layer its own prediction matrices and Adam
@@ -320,8 +318,8 @@ class PatchCPCRule:
 
     name: ClassVar[str] = ""
     Config: ClassVar[type] = PatchCPCConfig
-    batched_seeds: ClassVar[bool] = False
     datasets: ClassVar[tuple[str, ...]] = ("mnist", "fashion-mnist", "stl10", "digits", "synthetic")
+    state_attrs: ClassVar[tuple[str, ...]] = ("encoder", "w_pred", "w_retro", "opts", "gen")
     #: config fields of this variant (pinned over the dataset sizing)
     variant: ClassVar[dict[str, Any]] = {}
 
@@ -335,25 +333,16 @@ class PatchCPCRule:
 
     @classmethod
     def load_data(cls, config: PatchCPCConfig, dataset: str, data_root: str | None) -> ImageDataset:
-        if dataset == "stl10":
-            from ratenets.data import load_stl10
-
-            data = load_stl10(resolve_root(data_root), unlabeled=True)
-        else:
-            data = load_dataset(dataset, data_root)
+        data = cls.load_images(dataset, data_root)
         config.check_geometry(*data.image_shape[1:])
         return data
 
-    def __init__(self, config: PatchCPCConfig, data: ImageDataset, *, seeds: tuple[int, ...],
-                 device: torch.device, progress: bool = False) -> None:
-        self.config = cfg = config
-        self.data = data
-        self.seed = int(seeds[0])
-        self.seeds = (self.seed,)
-        self.device = device
-        self.show_progress = progress
+    def __init__(self, config: PatchCPCConfig, data: ImageDataset, *, seeds: tuple[int, ...] = (0,),
+                 device: torch.device = torch.device("cpu"), progress: bool = False) -> None:
+        super().__init__(config, data, seeds=seeds, device=device, progress=progress)
+        cfg = config
         self.grid = cfg.check_geometry(*data.image_shape[1:])
-        self.gen = torch.Generator().manual_seed(self.seed)
+        self.gen = self.seeded_generator()
         in_ch = 1 if (cfg.grayscale or data.image_shape[0] == 1) else data.image_shape[0]
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
@@ -374,13 +363,13 @@ class PatchCPCRule:
         self.loss_layers = [int(i) for i in self.w_pred]
         if cfg.end_to_end:
             params = [*self.encoder.parameters(), *self.w_pred.parameters(), *self.w_retro.parameters()]
-            self.opts = [torch.optim.Adam(params, lr=cfg.lr)]
+            self.opts = [self.adam(params, lr=cfg.lr)]
         else:
             self.opts = []
             for i, block in enumerate(self.encoder.blocks):
                 ps = [*block.parameters(), self.w_pred[str(i)]] + ([self.w_retro[str(i)]] if cfg.asymmetric_w
                                                                    else [])
-                self.opts.append(torch.optim.Adam(ps, lr=cfg.lr))
+                self.opts.append(self.adam(ps, lr=cfg.lr))
         self.x_train = data.x_unlabeled if (data.x_unlabeled is not None) else data.x_train
         n_tr = len(self.x_train)
         self.n_train = min(cfg.train_size, n_tr) if cfg.train_size else n_tr
@@ -465,7 +454,7 @@ class PatchCPCRule:
         if nb == 0:
             raise ConfigError(f"batch_size {cfg.batch_size} exceeds the {self.n_train} training images")
         sums = {i: 0.0 for i in self.loss_layers}
-        it = _progress(range(nb), desc=f"{self.name} epoch {epoch}", enabled=self.show_progress)
+        it = self.progress(range(nb), epoch)
         for bi in it:
             idx = order[bi * cfg.batch_size:(bi + 1) * cfg.batch_size]
             x = self.prepare(self.x_train[idx], train=True)
@@ -512,29 +501,7 @@ class PatchCPCRule:
                                               attrs={"long_name": "linear-probe test accuracy on grid-averaged "
                                                      "layer features", "units": "1"})}
 
-    def static_results(self) -> dict[str, xr.DataArray]:
-        return {}
-
-    def probe_representations(self) -> dict[str, xr.Dataset]:
-        """Grid-averaged features of every layer for the first test images (the bridge's probe set)."""
-        n = min(PROBE_SIZE, len(self.data.y_test))
-        feats = self.features(self.data.x_test[:n])
-        meta = {"probe_dataset": self.data.name, "probe_split": "test", "probe_count": n, "seed": self.seed}
-        labels = self.data.y_test[:n].numpy()
-        return {name: representation(f.cpu().numpy(), layer=name, labels=labels, attrs=meta)
-                for name, f in zip(self.encoder.layer_names, feats)}
-
-    # --- checkpoints ----------------------------------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
-        return {"encoder": self.encoder.state_dict(), "w_pred": self.w_pred.state_dict(),
-                "w_retro": self.w_retro.state_dict(), "opts": [o.state_dict() for o in self.opts],
-                "gen": self.gen.get_state()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.encoder.load_state_dict(state["encoder"])
-        self.w_pred.load_state_dict(state["w_pred"])
-        self.w_retro.load_state_dict(state["w_retro"])
-        for o, s in zip(self.opts, state["opts"]):
-            o.load_state_dict(s)
-        self.gen.set_state(state["gen"])
+    def probe_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Grid-averaged features of every layer (the bridge's probe set: the first test images)."""
+        return dict(zip(self.encoder.layer_names, self.features(x)))
 

@@ -41,8 +41,7 @@ from bridge.reps import representation
 from ratenets.gabor import IMAGE_TYPES, TYPE_CODE, GaborConfig, GaborSequences
 # the loss is a pure function in ratenets.losses.dpc; its names stay importable from here
 from ratenets.losses.dpc import block_scores, dense_infonce, gather_targets  # noqa: F401
-from ratenets.rules.base import check_dataset
-from ratenets.train import progress as _progress
+from ratenets.rules.base import SelfSupervisedRule, check_dataset
 
 #: the three sites whose units the surprise analysis reads (colleenjg/DPC hooks: encoder, contextual, predictive)
 STAGES: tuple[str, ...] = ("encoder", "aggregator", "predictor")
@@ -242,13 +241,13 @@ class ProbeSet:
     order: np.ndarray  # fixed shuffle used to form evaluation batches
 
 
-class DPC:
+class DPC(SelfSupervisedRule):
     """Dense Predictive Coding on Gabor sequences (see the module docstring)."""
 
     name: ClassVar[str] = "dpc"
     Config: ClassVar[type] = DPCConfig
-    batched_seeds: ClassVar[bool] = False
     datasets: ClassVar[tuple[str, ...]] = ("gabor",)
+    state_attrs: ClassVar[tuple[str, ...]] = ("net", "opt", "rng")
 
     @classmethod
     def preset(cls, dataset: str) -> DPCConfig:
@@ -260,19 +259,16 @@ class DPC:
         config.check_schedule()
         return GaborSequences(config.gabor(), config.layout_seed)
 
-    def __init__(self, config: DPCConfig, data: GaborSequences, *, seeds: tuple[int, ...], device: torch.device,
-                 progress: bool = False) -> None:
+    def __init__(self, config: DPCConfig, data: GaborSequences, *, seeds: tuple[int, ...] = (0,),
+                 device: torch.device = torch.device("cpu"), progress: bool = False) -> None:
         config.check_schedule()
-        self.config = config
-        self.gen = data
+        super().__init__(config, data, seeds=seeds, device=device, progress=progress)
+        self.gen = data  # the stimulus generator (this rule draws its random numbers from self.rng)
         self.gen.device = device  # draw the clips where the model runs
-        self.seed = int(seeds[0])
-        self.device = device
-        self.show_progress = progress
         self.rng = np.random.default_rng([self.seed, 0xD9C])
         self.in_channels = 3 if config.encoder == "resnet18_2d3d" else 1
         self.net = DPCNet(config, self.in_channels).to(device)
-        self.opt = torch.optim.Adam(self.net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.opt = self.adam(self.net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.types = tuple(t for t in IMAGE_TYPES if t != "G" or config.gray)
         self.probe = self._make_probe()
         self.baseline: dict[str, xr.DataArray] = {}
@@ -329,7 +325,7 @@ class DPC:
         nb = max(1, c.train_clips // c.batch_size)
         loss_sum = acc_sum = 0.0
         n_u = 0
-        for _ in _progress(range(nb), desc=f"dpc epoch {epoch}", enabled=self.show_progress):
+        for _ in self.progress(range(nb), epoch):
             clips = self.gen.clips(c.batch_size, c.frames, self.rng, unexpected=unexpected)
             n_u += int(clips.is_unexpected[:, -1].sum())
             pred, target = self.net(self.to_input(clips.video), c.pred_step)
@@ -445,14 +441,10 @@ class DPC:
     def static_results(self) -> dict[str, xr.DataArray]:
         return dict(self.baseline)
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"net": self.net.state_dict(), "opt": self.opt.state_dict(),
-                "rng": self.rng.bit_generator.state, "baseline": self.baseline}
+    def extra_state(self) -> dict[str, Any]:
+        return {"baseline": self.baseline}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.net.load_state_dict(state["net"])
-        self.opt.load_state_dict(state["opt"])
-        self.rng.bit_generator.state = state["rng"]
+    def load_extra_state(self, state: dict[str, Any]) -> None:
         self.baseline = state.get("baseline", {})
 
     def probe_representations(self) -> dict[str, xr.Dataset]:

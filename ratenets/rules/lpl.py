@@ -53,8 +53,7 @@ from torch import nn
 from bridge.config import check_positive
 from bridge.errors import ConfigError, DivergenceError
 from bridge.measures import participation_ratio
-from bridge.reps import PROBE_SIZE, representation
-from ratenets.data import ImageDataset, load_dataset, load_stl10, resolve_root
+from ratenets.data import ImageDataset
 from ratenets.encoders.conv import BlockEncoder, build_encoder, global_pool
 from ratenets.encoders.spiking import (SpikingFields, epoch_firing_rates, eval_firing_rates, reset_firing_counts,
                                        with_neurons)
@@ -62,8 +61,7 @@ from ratenets.encoders.spiking import (SpikingFields, epoch_firing_rates, eval_f
 from ratenets.losses.lpl import (decorrelation_loss, hebbian_loss, lpl_loss, lpl_terms, lpl_terms_maps,  # noqa: F401
                                  negsample_terms, predictive_loss, stale_update)
 from ratenets.probes import collect_features, probe_layers
-from ratenets.rules.base import check_dataset
-from ratenets.train import progress as _progress
+from ratenets.rules.base import SelfSupervisedRule, check_dataset
 from ratenets.views import SequenceParams, SequenceViews, SimCLRViewParams, SimCLRViews
 
 
@@ -232,7 +230,7 @@ def activity_stats(f: torch.Tensor, var_eps: float) -> tuple[float, float, float
     return clean(p_all), clean(p_act), float(1.0 - alive.mean())
 
 
-class LPL:
+class LPL(SelfSupervisedRule):
     """Latent Predictive Learning on a layer-local encoder (see the module docstring).
 
     One seed per instance (the engine loops seeds). Tensors are batch-first; the two views of a batch run
@@ -241,8 +239,8 @@ class LPL:
 
     name: ClassVar[str] = "lpl"
     Config: ClassVar[type] = LPLConfig
-    batched_seeds: ClassVar[bool] = False
     datasets: ClassVar[tuple[str, ...]] = _DATASETS
+    state_attrs: ClassVar[tuple[str, ...]] = ("encoder", "heads", "opt", "step_count", "gen")
 
     @classmethod
     def preset(cls, dataset: str) -> LPLConfig:
@@ -266,25 +264,16 @@ class LPL:
 
     @classmethod
     def load_data(cls, config: LPLConfig, dataset: str, data_root: str | None) -> ImageDataset:
-        if dataset == "stl10":
-            data = load_stl10(resolve_root(data_root), unlabeled=True)
-        else:
-            data = load_dataset(dataset, data_root)
+        data = cls.load_images(dataset, data_root)
         if config.train_images:
             data = data.subset(config.train_images, None)
         return data
 
     def __init__(self, config: LPLConfig, data: ImageDataset, *, seeds: tuple[int, ...] = (0,),
                  device: torch.device = torch.device("cpu"), progress: bool = False) -> None:
-        if len(seeds) != 1:
-            raise ConfigError("LPL trains one seed per instance; the engine loops over seeds")
-        cfg = self.config = config
-        self.data = data
-        self.seed = int(seeds[0])
-        self.seeds = (self.seed,)
-        self.device = device
-        self.show_progress = progress
-        self.gen = torch.Generator().manual_seed(self.seed)  # data order and augmentations
+        super().__init__(config, data, seeds=seeds, device=device, progress=progress)
+        cfg = config
+        self.gen = self.seeded_generator()  # data order and augmentations
         torch.manual_seed(self.seed)  # parameter initialisation
         # the unlabelled STL-10 split, when loaded, is what LPL trains on (the labels are only for probes)
         use_unlabeled = data.x_unlabeled is not None and cfg.objective != "supervised"
@@ -329,11 +318,8 @@ class LPL:
                 self.heads[str(i)] = _projector(width, cfg.projector_dims)
         self.heads.to(device)
         params = list(self.encoder.parameters()) + list(self.heads.parameters())
-        decay = [p for p in params if p.ndim > 1]
-        no_decay = [p for p in params if p.ndim <= 1]
-        self.opt = torch.optim.Adam([{"params": decay, "weight_decay": cfg.weight_decay},
-                                     {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr,
-                                    foreach=False)  # per-tensor steps: no whole-model temporaries at the peak
+        # no weight decay on biases; per-tensor steps (foreach=False): no whole-model temporaries at the peak
+        self.opt = self.adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, exempt_biases=True, foreach=False)
         self.step_count = 0
         self.stale: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         self._perm: torch.Tensor | None = None  # this batch's shuffled-positive permutation
@@ -454,7 +440,7 @@ class LPL:
         bs = self.images_per_batch
         loss_sum, n_steps = 0.0, 0
         term_sums: dict[str, np.ndarray] = {}
-        it = _progress(range(self.steps_per_epoch), desc=f"lpl epoch {epoch}", enabled=self.show_progress)
+        it = self.progress(range(self.steps_per_epoch), epoch)
         for s in it:
             idx = order[s * bs:(s + 1) * bs]
             x = self.x_ssl[idx].to(self.device)
@@ -546,27 +532,13 @@ class LPL:
                                                  "units": "1"}),
         }
 
-    def static_results(self) -> dict[str, xr.DataArray]:
-        return {}
-
-    def probe_representations(self) -> dict[str, xr.Dataset]:
-        """Pooled responses of every layer to the first 1000 test images (for the bridge)."""
-        n = min(PROBE_SIZE, len(self.data.y_test))
-        feats = self._collect(self.data.x_test[:n])
-        meta = {"probe_dataset": self.data.name, "probe_split": "test", "probe_count": n, "seed": self.seed}
-        labels = self.data.y_test[:n].numpy()
-        return {k: representation(v.numpy(), layer=k, labels=labels, attrs=meta) for k, v in feats.items()}
+    def probe_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Pooled responses of every layer (the bridge's probe set: the first 1000 test images)."""
+        return self._collect(x)
 
     # ------------------------------------------------------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
-        return {"encoder": self.encoder.state_dict(), "heads": self.heads.state_dict(),
-                "opt": self.opt.state_dict(), "step_count": self.step_count, "gen": self.gen.get_state(),
-                "stale": {i: (m.cpu(), v.cpu()) for i, (m, v) in self.stale.items()}}
+    def extra_state(self) -> dict[str, Any]:
+        return {"stale": {i: (m.cpu(), v.cpu()) for i, (m, v) in self.stale.items()}}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.encoder.load_state_dict(state["encoder"])
-        self.heads.load_state_dict(state["heads"])
-        self.opt.load_state_dict(state["opt"])
-        self.step_count = int(state["step_count"])
-        self.gen.set_state(state["gen"])
+    def load_extra_state(self, state: dict[str, Any]) -> None:
         self.stale = {int(i): (m.to(self.device), v.to(self.device)) for i, (m, v) in state["stale"].items()}
