@@ -32,7 +32,7 @@ def test_a_loss_module_imports_only_torch_and_the_standard_library(path):
     ("ratenets.rules.lpl", "ratenets.losses.lpl",
      ("predictive_loss", "hebbian_loss", "decorrelation_loss", "lpl_terms", "lpl_terms_maps", "negsample_terms",
       "lpl_loss", "stale_update")),
-    ("ratenets.rules._clapp_common", "ratenets.losses.clapp", ("Pairs", "pair_scores", "hinge_loss")),
+    ("ratenets.rules.clapp", "ratenets.losses.clapp", ("Pairs", "pair_scores", "hinge_loss")),
     ("ratenets.rules.dpc", "ratenets.losses.dpc", ("dense_infonce", "block_scores", "gather_targets")),
 ])
 def test_the_rule_modules_use_and_re_export_the_loss_functions(rule_module, loss_module, names):

@@ -30,6 +30,7 @@ from bridge.config import check_positive
 from bridge.errors import ConfigError
 from bridge.reps import PROBE_SIZE, representation
 from ratenets.distributed import all_sum, local_batch
+from ratenets.presets import Presets, for_datasets
 from ratenets.data import (ImageDataset, batches, check_dataset_name, load_dataset, load_stl10, resolve_root,
                            to_float)
 from ratenets.train import progress as _progress
@@ -43,7 +44,7 @@ class Rule(Protocol):
     batched_seeds: ClassVar[bool]
 
     @classmethod
-    def preset(cls, dataset: str) -> Any: ...
+    def preset(cls, dataset: str, name: str | None = None) -> Any: ...
 
     @classmethod
     def load_data(cls, config: Any, dataset: str, data_root: str | None) -> Any: ...
@@ -97,7 +98,7 @@ class SupervisedConfig:
             raise ConfigError(f"hidden must list positive layer widths, got {self.hidden!r}")
 
 
-class SupervisedRule(ABC):
+class SupervisedRule(Presets, ABC):
     """Base of the supervised rules on a fully connected net ``input-hidden...-classes`` with batched seeds.
 
     Subclasses set ``name`` and ``Config`` and implement :meth:`init_params`, :meth:`train_batch` and
@@ -108,15 +109,23 @@ class SupervisedRule(ABC):
     name: ClassVar[str] = ""
     Config: ClassVar[type] = SupervisedConfig
     batched_seeds: ClassVar[bool] = True
-
-    #: datasets this rule's presets cover
-    datasets: ClassVar[tuple[str, ...]] = ("mnist", "fashion-mnist", "cifar10", "digits", "synthetic")
+    #: the config defaults for every image set (subclasses list the paper's settings per dataset)
+    PRESETS = for_datasets({d: {} for d in ("mnist", "fashion-mnist", "cifar10", "digits", "synthetic")})
 
     @classmethod
-    def preset(cls, dataset: str) -> Any:
-        """The config with the paper's values for ``dataset``; a ConfigError for an unsupported dataset."""
-        check_dataset(cls.name, dataset, cls.datasets)
-        return cls.Config()
+    def preset(cls, dataset: str, name: str | None = None, depth: int = 2) -> Any:
+        """The config of preset ``name`` (default: the paper's setting for ``dataset``).
+
+        ``depth=3`` is a shorthand for the preset ``<dataset>-3layer`` (the 3-layer nets of Table 2).
+        """
+        if depth != 2:
+            super().preset(dataset)  # an unknown or unsupported dataset is reported first
+            deep = [p.dataset for n, p in cls.PRESETS.items() if n == f"{p.dataset}-3layer"]
+            if depth != 3 or dataset not in deep:
+                raise ConfigError(f"rule {cls.name!r} has no {depth}-layer preset for {dataset!r} "
+                                  f"(3-layer presets: {', '.join(deep) or 'none'})")
+            name = f"{dataset}-3layer"
+        return super().preset(dataset, name)
 
     @classmethod
     def load_data(cls, config: Any, dataset: str, data_root: str | None) -> ImageDataset:
@@ -263,7 +272,7 @@ class SupervisedRule(ABC):
                                   attrs=meta) for k, v in reps.items()}
 
 
-class SelfSupervisedRule:
+class SelfSupervisedRule(Presets):
     """Base of the self-supervised rules (LPL, CLAPP, CLAPP-s, Hinge-CPC, DPC): one seed per instance.
 
     It owns what these rules share -- the seed and device bookkeeping, Adam optimisers, the progress bar, the
@@ -271,7 +280,7 @@ class SelfSupervisedRule:
     checkpoint state -- so that a rule file adds only its config, model, loss terms and evaluation. The
     engine (:func:`ratenets.train.fit`) builds one instance per seed.
 
-    Subclasses set ``name``, ``Config``, ``datasets`` and ``state_attrs`` (the attributes a checkpoint holds,
+    Subclasses set ``name``, ``Config``, ``PRESETS`` and ``state_attrs`` (the attributes a checkpoint holds,
     by name: modules, optimisers or lists of them, torch or NumPy generators, integers), and implement
     ``train_epoch``, ``evaluate`` and :meth:`probe_features` (or override :meth:`probe_representations`).
     """
@@ -279,8 +288,6 @@ class SelfSupervisedRule:
     name: ClassVar[str] = ""
     Config: ClassVar[type] = object
     batched_seeds: ClassVar[bool] = False
-    #: datasets this rule's presets cover
-    datasets: ClassVar[tuple[str, ...]] = ()
     #: attributes saved in and restored from a checkpoint, in this order
     state_attrs: ClassVar[tuple[str, ...]] = ()
 

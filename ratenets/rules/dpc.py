@@ -41,7 +41,8 @@ from bridge.reps import representation
 from ratenets.gabor import IMAGE_TYPES, TYPE_CODE, GaborConfig, GaborSequences
 # the loss is a pure function in ratenets.losses.dpc; its names stay importable from here
 from ratenets.losses.dpc import block_scores, dense_infonce, gather_targets  # noqa: F401
-from ratenets.rules.base import SelfSupervisedRule, check_dataset
+from ratenets.presets import Preset
+from ratenets.rules.base import SelfSupervisedRule
 
 #: the three sites whose units the surprise analysis reads (colleenjg/DPC hooks: encoder, contextual, predictive)
 STAGES: tuple[str, ...] = ("encoder", "aggregator", "predictor")
@@ -53,8 +54,9 @@ _IMAGENET_STD = (0.229, 0.224, 0.225)
 class DPCConfig:
     """DPC model, Gabor stimulus and protocol constants; defaults are the paper protocol (scratch init).
 
-    ``DPC.preset("gabor")`` returns the small CPU preset (:func:`cpu_preset`); :func:`paper_preset` gives
-    the protocol of the colleenjg/DPC Gabor runs (``slurm/run_dpc_gabors.sh``).
+    ``DPC.preset("gabor")`` returns the small CPU preset (:func:`cpu_preset`); the preset ``gabor-paper``
+    (:func:`paper_preset`) is the protocol of the colleenjg/DPC Gabor runs (``slurm/run_dpc_gabors.sh``) and
+    ``gabor-roll`` its roll variant (:data:`DPC_PRESETS`).
     """
 
     epochs: int = 16                     # scratch runs: U from epoch 12, total = onset + 4 (spec Sec. 1)
@@ -125,22 +127,35 @@ class DPCConfig:
         return self.num_seq * self.seq_len
 
 
+#: the roll variant: 5 consecutive images of a rolled cycle (4 context + 1 predicted), 4096 clips
+ROLL = dict(roll=True, num_seq=5, train_clips=4096)
+#: ``--preset NAME`` (``ratespike train dpc --preset gabor-paper``); ``gabor``: the default of ``--dataset gabor``
+DPC_PRESETS: dict[str, Preset] = {
+    "gabor": Preset("gabor", dict(epochs=6, encoder="small3d", feature_dim=64, img_px=64, canvas_px=64,
+                                  train_clips=512, unexpected_onset_epoch=3),
+                    "small CPU protocol: the small 3D encoder (64 features) at 64 px, 512 clips per epoch, U at "
+                    "epoch 3"),
+    "gabor-paper": Preset("gabor", {}, "the no-roll scratch protocol of the colleenjg/DPC Gabor runs (ResNet-18, "
+                          "128 px, batch 32)"),
+    "gabor-roll": Preset("gabor", ROLL, "the paper protocol's roll variant"),
+}
+
+
 def paper_preset() -> DPCConfig:
     """The no-roll scratch protocol of the colleenjg/DPC Gabor runs (ResNet-18, 128 px, batch 32)."""
-    return DPCConfig()
+    return DPC.preset("gabor", "gabor-paper")
 
 
 def roll_preset(base: DPCConfig | None = None) -> DPCConfig:
-    """The roll variant: 5 consecutive images of a rolled cycle (4 context + 1 predicted), 4096 clips."""
+    """The roll variant of ``base`` (default the paper protocol, preset ``gabor-roll``)."""
     import dataclasses
 
-    return dataclasses.replace(base or DPCConfig(), roll=True, num_seq=5, train_clips=4096)
+    return DPC.preset("gabor", "gabor-roll") if base is None else dataclasses.replace(base, **ROLL)
 
 
 def cpu_preset() -> DPCConfig:
     """A small CPU protocol: the small 3D encoder (64 features) at 64 px, 512 clips per epoch, U at epoch 3."""
-    return DPCConfig(epochs=6, encoder="small3d", feature_dim=64, img_px=64, canvas_px=64, train_clips=512,
-                     unexpected_onset_epoch=3)
+    return DPC.preset("gabor")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -246,13 +261,8 @@ class DPC(SelfSupervisedRule):
 
     name: ClassVar[str] = "dpc"
     Config: ClassVar[type] = DPCConfig
-    datasets: ClassVar[tuple[str, ...]] = ("gabor",)
+    PRESETS = DPC_PRESETS
     state_attrs: ClassVar[tuple[str, ...]] = ("net", "opt", "rng")
-
-    @classmethod
-    def preset(cls, dataset: str) -> DPCConfig:
-        check_dataset(cls.name, dataset, cls.datasets)
-        return cpu_preset()
 
     @classmethod
     def load_data(cls, config: DPCConfig, dataset: str, data_root: str | None) -> GaborSequences:

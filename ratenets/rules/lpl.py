@@ -21,10 +21,11 @@ deep-net code has **no** stop-gradient in the predictive term (both views get a 
 give the same fixed points; the symmetric form's gradient is twice as large in total.
 
 The loss terms are pure functions of ``(batch, units)`` tensors in :mod:`ratenets.losses.lpl`
-(:func:`~ratenets.losses.lpl.lpl_terms`, :func:`~ratenets.losses.lpl.lpl_loss`), so any network can use them. Defaults are the official ``lpl_main.py`` values (which its README calls the
-paper's): coefficients 1, 1, 10; Adam lr 1e-3, weight decay 1.5e-6 (not on biases), 10 warm-up epochs from
-0 then cosine to 1e-6, batch 1024, 800 epochs; the schedule is stepped per batch here (per epoch there).
-The MNIST/Fashion-MNIST and small-dataset presets are ours (no such run in the paper), sized for a CPU.
+(:func:`~ratenets.losses.lpl.lpl_terms`, :func:`~ratenets.losses.lpl.lpl_loss`), so any network can use them.
+Defaults are the official ``lpl_main.py`` values (which its README calls the paper's): coefficients 1, 1,
+10; Adam lr 1e-3, weight decay 1.5e-6 (not on biases), 10 warm-up epochs from 0 then cosine to 1e-6, batch
+1024, 800 epochs; the schedule is stepped per batch here (per epoch there). The MNIST/Fashion-MNIST and
+small-dataset presets (:data:`LPL_PRESETS`) are ours (no such run in the paper), sized for a CPU.
 
 Variants (each one config switch): ``pred_coeff=0``, ``hebb_coeff=0``, ``decorr_coeff=0``,
 ``shuffle_positives``, ``stale_estimates``, ``no_pooling``, ``projector``, ``objective="negsample"``,
@@ -61,15 +62,13 @@ from ratenets.encoders.spiking import (SpikingFields, epoch_firing_rates, eval_f
 from ratenets.losses.lpl import (decorrelation_loss, hebbian_loss, lpl_loss, lpl_terms, lpl_terms_maps,  # noqa: F401
                                  negsample_terms, predictive_loss, stale_update)
 from ratenets.probes import collect_features, probe_layers
-from ratenets.rules.base import SelfSupervisedRule, check_dataset
+from ratenets.presets import Preset
+from ratenets.rules.base import SelfSupervisedRule
 from ratenets.views import SequenceParams, SequenceViews, SimCLRViewParams, SimCLRViews
 
 
 # ================================================================================================================
 # config
-
-_DATASETS = ("mnist", "fashion-mnist", "cifar10", "stl10", "digits", "synthetic")
-
 
 @dataclass(frozen=True, kw_only=True)
 class LPLConfig(SpikingFields):
@@ -185,6 +184,28 @@ class LPLConfig(SpikingFields):
 
 
 # ================================================================================================================
+# presets: the paper's config for CIFAR-10/STL-10; small CPU-sized nets (ours) for the other datasets
+
+#: ours: 1 epoch is a few CPU minutes. Temporal digit sequences (the Shapes3D-like setting) on an MLP; small
+#: batches give enough Adam steps in one epoch; a faster probe (lr 1e-2) converges in its 20 epochs. The conv
+#: net with SimCLR views is --set encoder=conv --set views=simclr.
+_MNIST = dict(epochs=10, batch_size=64, warmup_epochs=0.1, encoder="mlp", mlp_hidden=(512, 512, 512), views="sequence",
+              conv_channels=(32, 64, 128), crop_scale=(0.3, 1.0), flip_p=0.0, probe_lr=1e-2)
+#: digits (8x8) and synthetic (16x16): seconds-long runs for tests. The probe is the standardised one: eval.py's
+#: raw-feature probe does not converge in the few Adam steps ~1000 images give (digits, LPL conv2 readout 0.33
+#: with it, 0.88 standardised: `ratespike train lpl --dataset digits --epochs 2`)
+_SMALL = dict(epochs=5, batch_size=128, warmup_epochs=0.5, encoder="conv", conv_channels=(16, 32),
+              crop_scale=(0.5, 1.0), flip_p=0.0, blur_p=0.0, probe_train_images=1000, probe_epochs=30,
+              probe_lr=1e-2, probe="zscore")
+LPL_PRESETS: dict[str, Preset] = {
+    "mnist": Preset("mnist", _MNIST), "fashion-mnist": Preset("fashion-mnist", _MNIST),
+    "cifar10": Preset("cifar10", {}, "the paper's (official lpl_main.py defaults)"),
+    "stl10": Preset("stl10", {}, "the paper's (official lpl_main.py defaults)"),
+    "digits": Preset("digits", _SMALL), "synthetic": Preset("synthetic", _SMALL),
+}
+
+
+# ================================================================================================================
 # the rule
 
 def lr_at(step: int, total: int, warmup: int, lr: float, final_lr: float) -> float:
@@ -239,28 +260,8 @@ class LPL(SelfSupervisedRule):
 
     name: ClassVar[str] = "lpl"
     Config: ClassVar[type] = LPLConfig
-    datasets: ClassVar[tuple[str, ...]] = _DATASETS
+    PRESETS = LPL_PRESETS
     state_attrs: ClassVar[tuple[str, ...]] = ("encoder", "heads", "opt", "step_count", "gen")
-
-    @classmethod
-    def preset(cls, dataset: str) -> LPLConfig:
-        """The paper's config for CIFAR-10/STL-10; small CPU-sized nets (ours) for the other datasets."""
-        check_dataset(cls.name, dataset, cls.datasets)
-        if dataset in ("cifar10", "stl10"):
-            return LPLConfig()
-        if dataset in ("mnist", "fashion-mnist"):
-            # ours: 1 epoch is a few CPU minutes. Temporal digit sequences (the Shapes3D-like setting) on an
-            # MLP; small batches give enough Adam steps in one epoch; a faster probe (lr 1e-2) converges in
-            # its 20 epochs. The conv net with SimCLR views is --set encoder=conv --set views=simclr.
-            return LPLConfig(epochs=10, batch_size=64, warmup_epochs=0.1, encoder="mlp", mlp_hidden=(512, 512, 512),
-                             views="sequence", conv_channels=(32, 64, 128), crop_scale=(0.3, 1.0), flip_p=0.0,
-                             probe_lr=1e-2)
-        # digits (8x8) and synthetic (16x16): seconds-long runs for tests. The probe is the standardised one:
-        # eval.py's raw-feature probe does not converge in the few Adam steps ~1000 images give (digits, LPL
-        # conv2 readout 0.33 with it, 0.88 standardised: `ratespike train lpl --dataset digits --epochs 2`)
-        return LPLConfig(epochs=5, batch_size=128, warmup_epochs=0.5, encoder="conv", conv_channels=(16, 32),
-                         crop_scale=(0.5, 1.0), flip_p=0.0, blur_p=0.0, probe_train_images=1000,
-                         probe_epochs=30, probe_lr=1e-2, probe="zscore")
 
     @classmethod
     def load_data(cls, config: LPLConfig, dataset: str, data_root: str | None) -> ImageDataset:
