@@ -41,6 +41,12 @@ class Presets:
     Config: ClassVar[type] = object
     #: preset name -> Preset; the preset named after a dataset is that dataset's default
     PRESETS: ClassVar[Mapping[str, Preset]] = {}
+    #: the datasets of ``PRESETS`` (derived from it for every subclass)
+    datasets: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.datasets = cls.preset_datasets()
 
     @classmethod
     def preset_datasets(cls) -> tuple[str, ...]:

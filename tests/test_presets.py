@@ -76,3 +76,10 @@ def test_cli_preset_picks_the_config_and_its_dataset(tmp_path, capsys):
     assert main(["train", "bp", "--preset", "digits", "--epochs", "1", "--set", "hidden=8", "--no-progress",
                  "--out", str(out)]) == 0
     assert "bp on digits" in capsys.readouterr().out
+
+
+def test_the_datasets_attribute_is_derived_from_the_presets():
+    for rule in rule_names():
+        cls = get_rule(rule)
+        assert cls.datasets == tuple(dict.fromkeys(p.dataset for p in cls.PRESETS.values()))
+    assert get_rule("dpc").datasets == ("gabor",) and "stl10" in get_rule("lpl").datasets

@@ -335,7 +335,8 @@ class SelfSupervisedRule(Presets):
 
     def probe_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Each layer's features ``{layer: (batch, units)}`` of uint8 test images ``x`` (for the bridge)."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} implements neither probe_features nor "
+                                  "probe_representations")
 
     def probe_representations(self) -> dict[str, xr.Dataset]:
         """Every layer's responses to the fixed probe set (the first test images), for the bridge."""
