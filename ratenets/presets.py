@@ -77,7 +77,7 @@ class Presets:
                                   f"(supported: {', '.join(cls.preset_datasets())})")
             name = dataset
         if name not in cls.PRESETS:
-            raise unknown_choice(f"preset of rule {cls.name!r}", name, cls.PRESETS)
+            raise unknown_choice(f"{cls.name} preset", name, cls.PRESETS)
         p = cls.PRESETS[name]
         if p.dataset != dataset:
             raise ConfigError(f"preset {name!r} of rule {cls.name!r} is for dataset {p.dataset!r}, not {dataset!r}; "
@@ -89,5 +89,5 @@ def dataset_of(rule_cls: type, name: str) -> str:
     """The dataset preset ``name`` of ``rule_cls`` is for; one line listing the valid names if unknown."""
     presets = getattr(rule_cls, "PRESETS", {})
     if name not in presets:
-        raise unknown_choice(f"preset of rule {rule_cls.name!r}", name, presets)
+        raise unknown_choice(f"{rule_cls.name} preset", name, presets)
     return presets[name].dataset
