@@ -19,7 +19,7 @@ same connectivity statistics** and swaps the neurons and the rules for their rat
   - theta_E)``, ``r_I = relu(g_ei W_ei r_E - g_ii W_ii r_I - theta_I)``, in units of ``rate_unit_hz``
   (10 Hz). The gains and thresholds are ours (no rate network in the paper), set so that E starts near a
   few Hz and I near the paper's 17 Hz.
-* Learning: the input->E weights minimise the rate LPL objective (:func:`ratenets.rules.lpl.lpl_terms`,
+* Learning: the input->E weights minimise the rate LPL objective (:func:`ratenets.losses.lpl.lpl_terms`,
   erratum form of the decorrelation term) on the E rates of consecutive time bins, z(t) against the
   stop-gradient z(t - bin) (the paper's Eq. 4 form; the spiking rule uses a 20 ms delay, the closest bin is
   25 ms), with mean and variance over a window of ``window_s`` of consecutive bins (the spiking rule
@@ -199,7 +199,7 @@ class RateTwin:
     # --- learning -----------------------------------------------------------------------------------------
     def lpl_loss(self, z: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         """Rate LPL on a window of E rates ``(time, exc)``: z(t) vs SG z(t - bin), window mean and variance."""
-        from ratenets.rules.lpl import lpl_loss, lpl_terms
+        from ratenets.losses.lpl import lpl_loss, lpl_terms
 
         c = self.config
         terms = lpl_terms(z[1:], z[:-1], eps=c.var_eps, stop_gradient=True)

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from ratenets.encoders.patches import ConvBlock, extract_patches, pooled
-from ratenets.rules._clapp_common import PatchCPCConfig, hinge_loss, sample_pairs, three_factor_grads
+from ratenets.rules.clapp import PatchCPCConfig, hinge_loss, sample_pairs, three_factor_grads
 
 CLAPP = dict(asymmetric_w=True, either_pos_or_neg=True, negatives="saccade", negative_samples=1)
 CLAPP_S = dict(asymmetric_w=False, either_pos_or_neg=False, negatives="anywhere", negative_samples=3)

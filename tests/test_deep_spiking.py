@@ -22,7 +22,7 @@ from ratenets.data import make_synthetic
 from ratenets.encoders.patches import ConvBlock, extract_patches, pooled
 from ratenets.encoders.spiking import (SilentLayerError, SpikingBlock, SpikingFields, encode, make_neuron,
                                        readout, spiking_block)
-from ratenets.rules._clapp_common import PatchCPCConfig, hinge_loss, sample_pairs, three_factor_grads
+from ratenets.rules.clapp import PatchCPCConfig, hinge_loss, sample_pairs, three_factor_grads
 from ratenets.rules.clapp import CLAPP
 from ratenets.rules.lpl import LPL, LPLConfig
 from ratenets.train import RunContext, fit

@@ -161,7 +161,7 @@ def _clapp_opt():
 def _replay_pairs(seed_np: int, seed_t: int, b: int, grid, K: int, skip: int):
     """Our Pairs from the draws the original makes in one ``ContrastiveLoss.forward`` (same seeds, same order):
     one numpy coin per image, then per step k one torch partner per image (self allowed)."""
-    from ratenets.rules._clapp_common import Pairs
+    from ratenets.rules.clapp import Pairs
 
     gy, gx = grid
     np.random.seed(seed_np)
@@ -188,7 +188,7 @@ def _replay_pairs(seed_np: int, seed_t: int, b: int, grid, K: int, skip: int):
 @pytest.mark.parametrize("asymmetric", [False, True])
 def test_clapp_hinge_loss_and_sampling_match_the_original(clapp_orig, asymmetric):
     """The same features, W_k and draws: loss value and gradients wrt features and W_k agree in float64."""
-    from ratenets.rules._clapp_common import hinge_loss
+    from ratenets.rules.clapp import hinge_loss
 
     b, C, gy, gx, K, skip = 8, 5, 6, 4, 3, 1
     g = torch.Generator().manual_seed(0)
@@ -236,7 +236,7 @@ def test_clapp_hinge_loss_and_sampling_match_the_original(clapp_orig, asymmetric
 
 
 def _continue_pairs(which, b, grid, K, skip):
-    from ratenets.rules._clapp_common import Pairs
+    from ratenets.rules.clapp import Pairs
 
     gy, gx = grid
     pos = torch.tensor(which == "pos")
@@ -258,7 +258,7 @@ def _continue_pairs(which, b, grid, K, skip):
 
 def test_clapp_original_draws_a_partner_per_step_and_ours_too(clapp_orig):
     """Sampling structure: the original's saccade partner differs between prediction steps; so does ours."""
-    from ratenets.rules._clapp_common import PatchCPCConfig, sample_pairs
+    from ratenets.rules.clapp import PatchCPCConfig, sample_pairs
 
     torch.manual_seed(3)
     loss_o = clapp_orig.ContrastiveLoss(_clapp_opt(), 4, 4, 5)

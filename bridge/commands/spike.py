@@ -14,15 +14,15 @@ import sys
 from pathlib import Path
 
 from bridge.commands.common import add_set_argument
+from spiking.experiments import EXPERIMENTS  # the one list of experiments (a plain dict: imports no Brian2)
 
-HELP = "simulate a spiking experiment in Brian2 (lpl-network, stdp-protocol, song-stdp) and write NetCDF"
-_EXPERIMENTS = ("lpl-network", "stdp-protocol", "song-stdp")
+HELP = f"simulate a spiking experiment in Brian2 ({', '.join(EXPERIMENTS)}) and write NetCDF"
 #: the Fig. 5 protocol: 1800 s priming + 100 000 s (run_snn.sh)
 PAPER_DURATION_S = 101800.0
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("experiment", nargs="?", help="one of " + ", ".join(_EXPERIMENTS))
+    p.add_argument("experiment", nargs="?", help="one of " + ", ".join(EXPERIMENTS))
     p.add_argument("--list", action="store_true", help="list the experiments and their config fields, then exit")
     p.add_argument("--duration", type=float, default=None, metavar="SECONDS",
                    help="total simulated time in seconds (default: the paper's for stdp-protocol and song-stdp; "
@@ -89,15 +89,15 @@ def run(args: argparse.Namespace) -> int:
 
     if args.list or not args.experiment:
         if not args.list:
-            raise ConfigError("missing EXPERIMENT (choices: " + ", ".join(_EXPERIMENTS) + ")")
+            raise ConfigError("missing EXPERIMENT (choices: " + ", ".join(EXPERIMENTS) + ")")
         from spiking.experiments import get_experiment
 
-        for name in _EXPERIMENTS:
+        for name in EXPERIMENTS:
             fields = [f.name for f in dataclasses.fields(get_experiment(name).Config)]
             print(f"{name}: " + ", ".join(fields))
         return 0
-    if args.experiment not in _EXPERIMENTS:
-        raise unknown_choice("spiking experiment", args.experiment, _EXPERIMENTS)
+    if args.experiment not in EXPERIMENTS:
+        raise unknown_choice("spiking experiment", args.experiment, EXPERIMENTS)
     if args.duration is not None and not (math.isfinite(args.duration) and args.duration > 0):
         raise ConfigError(f"--duration must be a finite number of seconds > 0, got {args.duration:g}")
     _check_seed(args.seed)

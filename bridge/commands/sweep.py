@@ -51,7 +51,14 @@ def _resolver(command: str):
             from ratenets.rules import get_rule
 
             rule = get_rule(str(opts["rule"]))
-            cfg = rule.preset(str(opts.get("dataset", "mnist")))
+            preset = str(opts["preset"]) if "preset" in opts else None
+            if "dataset" in opts:
+                dataset = str(opts["dataset"])
+            else:
+                from ratenets.presets import dataset_of
+
+                dataset = dataset_of(rule, preset) if preset is not None else "mnist"
+            cfg = rule.preset(dataset, preset)
             if "epochs" in opts:
                 if not isinstance(opts["epochs"], int) or opts["epochs"] < 1:
                     raise ConfigError(f"epochs must be an integer >= 1, got {opts['epochs']!r}")

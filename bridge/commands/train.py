@@ -1,4 +1,8 @@
-"""``ratespike train RULE --dataset NAME ...``: train a rate network with a local learning rule."""
+"""``ratespike train RULE --dataset NAME ...``: train a rate network with a local learning rule.
+
+The config is a preset of the rule (:mod:`ratenets.presets`): by default the one named after the dataset,
+or ``--preset NAME`` (``ratespike train RULE --list`` lists them); ``--set FIELD=VALUE`` changes fields of it.
+"""
 from __future__ import annotations
 
 import argparse
@@ -12,9 +16,13 @@ HELP = "train a rate network with a learning rule and write its results to NetCD
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("rule", help="learning rule by name (bp, ...); see 'ratespike train --list'", nargs="?")
-    p.add_argument("--list", action="store_true", help="list the rules and datasets and exit")
-    p.add_argument("--dataset", default="mnist", help="mnist, fashion-mnist, cifar10, stl10, digits, synthetic, "
-                   "gabor (default mnist; 'ratespike train --list' shows all)")
+    p.add_argument("--list", action="store_true",
+                   help="list the rules and datasets (with RULE: that rule's presets) and exit")
+    p.add_argument("--dataset", default=None, help="mnist, fashion-mnist, cifar10, stl10, digits, synthetic, "
+                   "gabor (default: the --preset's dataset, else mnist; 'ratespike train --list' shows all)")
+    p.add_argument("--preset", default=None, metavar="NAME",
+                   help="a named config of the rule (default: the one named after --dataset); "
+                        "'ratespike train RULE --list' lists them")
     p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the preset's)")
     add_seed_arguments(p)
     p.add_argument("--out", default=None, help="results file (default RULE_DATASET_sSEED.nc)")
@@ -37,13 +45,23 @@ def run(args: argparse.Namespace) -> int:
     if args.list or not args.rule:
         if not args.list:
             raise ConfigError("missing RULE (choices: " + ", ".join(rule_names()) + ")")
+        if args.rule:
+            rule_cls = get_rule(args.rule)
+            print(f"presets of {args.rule} (--preset NAME; the one named after --dataset is its default):")
+            for name, p in rule_cls.PRESETS.items():
+                print(f"  {name}: dataset {p.dataset}" + (f"; {p.doc}" if p.doc else ""))
+            return 0
         from ratenets.data import dataset_names
         print("rules:    " + ", ".join(rule_names()))
         print("datasets: " + ", ".join(dataset_names()))
         return 0
     rule_cls = get_rule(args.rule)
     seeds = seeds_from_args(args)
-    cfg = rule_cls.preset(args.dataset)  # raises for an unknown or unsupported dataset
+    if args.dataset is None:
+        from ratenets.presets import dataset_of
+
+        args.dataset = dataset_of(rule_cls, args.preset) if args.preset is not None else "mnist"
+    cfg = rule_cls.preset(args.dataset, args.preset)  # raises for an unknown preset or unsupported dataset
     if args.epochs is not None:
         given = parse_overrides(cfg, [o for o in args.overrides if o.split("=", 1)[0].strip() == "epochs"])
         if "epochs" in given and given["epochs"] != args.epochs:

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from bridge.errors import ConfigError, unknown_choice
+from ratenets.encoders import encoder_names
 from ratenets.encoders.spiking import TimeSteps
 
 #: Halvagal & Zenke (2023), official VGG11Encoder: channels of the eight blocks
@@ -24,7 +25,8 @@ VGG11_CHANNELS = (64, 128, 256, 256, 512, 512, 512, 512)
 #: ... and the blocks followed by a 2x2 max-pool (1-based: 1, 2, 4, 6, 8)
 VGG11_POOL = (True, True, False, True, False, True, False, True)
 
-ENCODERS = ("vgg11", "conv", "mlp")
+#: the block encoders of the registry (:data:`ratenets.encoders.ENCODERS`)
+ENCODERS = encoder_names(__name__)
 
 
 class ConvBlock(nn.Module):

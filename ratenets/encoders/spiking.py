@@ -283,7 +283,7 @@ class SpikingBlock(nn.Module):
 
         At ``T = 1`` the neuron is ``S = H(a - U_thr)`` with ``dS/da`` = the surrogate's derivative at
         ``a - U_thr``: the post factor of the explicit three-factor rule
-        (:func:`ratenets.rules._clapp_common.three_factor_grads`). Both come from snntorch's own neuron and
+        (:func:`ratenets.rules.clapp.three_factor_grads`). Both come from snntorch's own neuron and
         surrogate (the derivative by autograd of the one-step call).
         """
         with torch.enable_grad():

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from bridge.errors import ConfigError, unknown_choice
+from ratenets.encoders import encoder_builder, encoder_names
 
 
 def _bn(c: int) -> nn.BatchNorm3d:
@@ -107,7 +108,8 @@ class Small3d(nn.Module):
         return self.net(x)
 
 
-VIDEO_ENCODERS: dict[str, type[nn.Module]] = {"resnet18_2d3d": ResNet2d3d18, "small3d": Small3d}
+#: the video encoders of the registry (:data:`ratenets.encoders.ENCODERS`), by name
+VIDEO_ENCODERS: dict[str, type[nn.Module]] = {n: encoder_builder(n) for n in encoder_names(__name__)}
 
 
 def video_encoder(name: str, in_channels: int, out_dim: int) -> nn.Module:

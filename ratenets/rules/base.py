@@ -1,4 +1,4 @@
-"""The shared rule interface, and the base class of the supervised MLP rules.
+"""The shared rule interface, and the base classes of the supervised and the self-supervised rules.
 
 Every rule is one class in one file of ``ratenets/rules/``, registered by name in
 ``ratenets/rules/__init__.py``. The engine (:func:`ratenets.train.fit`) drives it:
@@ -8,6 +8,9 @@ Every rule is one class in one file of ``ratenets/rules/``, registered by name i
     rule = Rule(config, data, seeds=(0,), device=torch.device("cpu"), progress=False)
     for epoch in range(1, config.epochs + 1):
         metrics = rule.train_epoch(epoch) | rule.evaluate(epoch)  # dict of xarray.DataArray
+
+Two families share their bookkeeping through a base class: :class:`SupervisedRule` (fully connected nets
+with batched seeds) and :class:`SelfSupervisedRule` (LPL, the CLAPP family, DPC: one seed per instance).
 
 A metric's DataArray has named dimensions (``seed`` first for batched seeds, then e.g. ``layer``) but no
 ``epoch`` dimension: the engine adds it.
@@ -27,7 +30,9 @@ from bridge.config import check_positive
 from bridge.errors import ConfigError
 from bridge.reps import PROBE_SIZE, representation
 from ratenets.distributed import all_sum, local_batch
-from ratenets.data import ImageDataset, batches, check_dataset_name, load_dataset, to_float
+from ratenets.presets import Presets, for_datasets
+from ratenets.data import (ImageDataset, batches, check_dataset_name, load_dataset, load_stl10, resolve_root,
+                           to_float)
 from ratenets.train import progress as _progress
 
 
@@ -39,7 +44,7 @@ class Rule(Protocol):
     batched_seeds: ClassVar[bool]
 
     @classmethod
-    def preset(cls, dataset: str) -> Any: ...
+    def preset(cls, dataset: str, name: str | None = None) -> Any: ...
 
     @classmethod
     def load_data(cls, config: Any, dataset: str, data_root: str | None) -> Any: ...
@@ -93,7 +98,7 @@ class SupervisedConfig:
             raise ConfigError(f"hidden must list positive layer widths, got {self.hidden!r}")
 
 
-class SupervisedRule(ABC):
+class SupervisedRule(Presets, ABC):
     """Base of the supervised rules on a fully connected net ``input-hidden...-classes`` with batched seeds.
 
     Subclasses set ``name`` and ``Config`` and implement :meth:`init_params`, :meth:`train_batch` and
@@ -104,15 +109,23 @@ class SupervisedRule(ABC):
     name: ClassVar[str] = ""
     Config: ClassVar[type] = SupervisedConfig
     batched_seeds: ClassVar[bool] = True
-
-    #: datasets this rule's presets cover
-    datasets: ClassVar[tuple[str, ...]] = ("mnist", "fashion-mnist", "cifar10", "digits", "synthetic")
+    #: the config defaults for every image set (subclasses list the paper's settings per dataset)
+    PRESETS = for_datasets({d: {} for d in ("mnist", "fashion-mnist", "cifar10", "digits", "synthetic")})
 
     @classmethod
-    def preset(cls, dataset: str) -> Any:
-        """The config with the paper's values for ``dataset``; a ConfigError for an unsupported dataset."""
-        check_dataset(cls.name, dataset, cls.datasets)
-        return cls.Config()
+    def preset(cls, dataset: str, name: str | None = None, depth: int = 2) -> Any:
+        """The config of preset ``name`` (default: the paper's setting for ``dataset``).
+
+        ``depth=3`` is a shorthand for the preset ``<dataset>-3layer`` (the 3-layer nets of Table 2).
+        """
+        if depth != 2:
+            super().preset(dataset)  # an unknown or unsupported dataset is reported first
+            deep = [p.dataset for n, p in cls.PRESETS.items() if n == f"{p.dataset}-3layer"]
+            if depth != 3 or dataset not in deep:
+                raise ConfigError(f"rule {cls.name!r} has no {depth}-layer preset for {dataset!r} "
+                                  f"(3-layer presets: {', '.join(deep) or 'none'})")
+            name = f"{dataset}-3layer"
+        return super().preset(dataset, name)
 
     @classmethod
     def load_data(cls, config: Any, dataset: str, data_root: str | None) -> ImageDataset:
@@ -257,3 +270,135 @@ class SupervisedRule(ABC):
         meta = {"probe_dataset": self.data.name, "probe_split": "test", "probe_count": n, "seed": self.seeds[0]}
         return {k: representation(v.detach().cpu().numpy(), layer=k, labels=self.y_test[:n].cpu().numpy(),
                                   attrs=meta) for k, v in reps.items()}
+
+
+class SelfSupervisedRule(Presets):
+    """Base of the self-supervised rules (LPL, CLAPP, CLAPP-s, Hinge-CPC, DPC): one seed per instance.
+
+    It owns what these rules share -- the seed and device bookkeeping, Adam optimisers, the progress bar, the
+    image loading (STL-10 with its unlabelled split), the probe representations for the bridge and the
+    checkpoint state -- so that a rule file adds only its config, model, loss terms and evaluation. The
+    engine (:func:`ratenets.train.fit`) builds one instance per seed.
+
+    Subclasses set ``name``, ``Config``, ``PRESETS`` and ``state_attrs`` (the attributes a checkpoint holds,
+    by name: modules, optimisers or lists of them, torch or NumPy generators, integers), and implement
+    ``train_epoch``, ``evaluate`` and :meth:`probe_features` (or override :meth:`probe_representations`).
+    """
+
+    name: ClassVar[str] = ""
+    Config: ClassVar[type] = object
+    batched_seeds: ClassVar[bool] = False
+    #: attributes saved in and restored from a checkpoint, in this order
+    state_attrs: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, config: Any, data: Any, *, seeds: tuple[int, ...] = (0,),
+                 device: torch.device = torch.device("cpu"), progress: bool = False) -> None:
+        if len(seeds) != 1:
+            raise ConfigError(f"{self.name} trains one seed per instance; the engine loops over seeds")
+        self.config = config
+        self.data = data
+        self.seed = int(seeds[0])
+        self.seeds = (self.seed,)
+        self.device = device
+        self.show_progress = progress
+
+    # --- shared construction ----------------------------------------------------------------------------
+    def seeded_generator(self) -> torch.Generator:
+        """A CPU generator seeded with this run's seed (data order, augmentations, negative sampling)."""
+        return torch.Generator().manual_seed(self.seed)
+
+    @staticmethod
+    def adam(params: Any, *, lr: float, weight_decay: float = 0.0, exempt_biases: bool = False,
+             foreach: bool | None = None) -> torch.optim.Adam:
+        """Adam on ``params``; ``exempt_biases``: weight decay on matrices only (tensors of 2+ dims)."""
+        if exempt_biases:
+            params = list(params)
+            groups = [{"params": [p for p in params if p.ndim > 1], "weight_decay": weight_decay},
+                      {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]
+            return torch.optim.Adam(groups, lr=lr, foreach=foreach)
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, foreach=foreach)
+
+    @classmethod
+    def load_images(cls, dataset: str, data_root: str | None) -> ImageDataset:
+        """The image set ``dataset``; STL-10 with its unlabelled split (what these rules train on)."""
+        if dataset == "stl10":
+            return load_stl10(resolve_root(data_root), unlabeled=True)
+        return load_dataset(dataset, data_root)
+
+    def progress(self, iterable: Any, epoch: int) -> Any:
+        """``iterable`` with a progress bar ``<name> epoch <epoch>`` when the run shows progress."""
+        return _progress(iterable, desc=f"{self.name} epoch {epoch}", enabled=self.show_progress)
+
+    # --- results --------------------------------------------------------------------------------------
+    def static_results(self) -> dict[str, xr.DataArray]:
+        return {}
+
+    def probe_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Each layer's features ``{layer: (batch, units)}`` of uint8 test images ``x`` (for the bridge)."""
+        raise NotImplementedError(f"{type(self).__name__} implements neither probe_features nor "
+                                  "probe_representations")
+
+    def probe_representations(self) -> dict[str, xr.Dataset]:
+        """Every layer's responses to the fixed probe set (the first test images), for the bridge."""
+        n = min(PROBE_SIZE, len(self.data.y_test))
+        feats = self.probe_features(self.data.x_test[:n])
+        meta = {"probe_dataset": self.data.name, "probe_split": "test", "probe_count": n, "seed": self.seed}
+        labels = self.data.y_test[:n].numpy()
+        return {k: representation(v.cpu().numpy(), layer=k, labels=labels, attrs=meta) for k, v in feats.items()}
+
+    # --- checkpoints ----------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """The attributes named in ``state_attrs``, then :meth:`extra_state`."""
+        return {a: _save(getattr(self, a)) for a in self.state_attrs} | self.extra_state()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for a in self.state_attrs:
+            restored = _load(getattr(self, a), state[a])
+            if restored is not None:
+                setattr(self, a, restored)
+        self.load_extra_state(state)
+
+    def extra_state(self) -> dict[str, Any]:
+        """State beyond ``state_attrs`` (override when there is any), merged into :meth:`state_dict`."""
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        return None
+
+
+def _save(obj: Any) -> Any:
+    if isinstance(obj, torch.nn.Module | torch.optim.Optimizer):
+        return obj.state_dict()
+    if isinstance(obj, torch.Generator):
+        return obj.get_state()
+    if isinstance(obj, np.random.Generator):
+        return obj.bit_generator.state
+    if isinstance(obj, list):
+        return [_save(o) for o in obj]
+    if isinstance(obj, int | float):
+        return obj
+    raise TypeError(f"a checkpoint cannot hold a {type(obj).__name__} attribute")
+
+
+def _load(obj: Any, saved: Any) -> Any:
+    """Restore ``obj`` from ``saved`` in place; returns a new value for immutable ones (numbers), else None."""
+    if isinstance(obj, torch.nn.Module | torch.optim.Optimizer):
+        obj.load_state_dict(saved)
+    elif isinstance(obj, torch.Generator):
+        obj.set_state(saved)
+    elif isinstance(obj, np.random.Generator):
+        obj.bit_generator.state = saved
+    elif isinstance(obj, list):
+        if len(saved) != len(obj):
+            raise ValueError(f"the checkpoint holds {len(saved)} states where this run has {len(obj)}")
+        for o, s in zip(obj, saved):
+            _load(o, s)
+    elif isinstance(obj, bool):
+        return bool(saved)
+    elif isinstance(obj, int):
+        return int(saved)
+    elif isinstance(obj, float):
+        return float(saved)
+    else:
+        raise TypeError(f"a checkpoint cannot restore a {type(obj).__name__} attribute")
+    return None

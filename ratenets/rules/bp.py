@@ -21,7 +21,8 @@ import torch
 
 from bridge.errors import ConfigError
 from ratenets.distributed import average_gradients
-from ratenets.rules.base import SupervisedConfig, SupervisedRule, check_dataset, uniform_init
+from ratenets.presets import for_datasets
+from ratenets.rules.base import SupervisedConfig, SupervisedRule, uniform_init
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -96,20 +97,7 @@ class BP(SupervisedRule):
     Config: ClassVar[type] = BPConfig
     data_parallel: ClassVar[bool] = True  # torchrun: gradients all-reduced over the ranks' slices of a batch
 
-    PRESETS: ClassVar[dict[str, dict[str, Any]]] = BP_PRESETS
-    DEEP_PRESETS: ClassVar[dict[str, dict[str, Any]]] = BP_3LAYER
-
-    @classmethod
-    def preset(cls, dataset: str, depth: int = 2) -> Any:
-        """The paper's setting for ``dataset``; ``depth=3`` gives the 3-layer nets of Table 2."""
-        check_dataset(cls.name, dataset, tuple(cls.PRESETS))
-        values = dict(cls.PRESETS[dataset])
-        if depth == 3 and dataset in cls.DEEP_PRESETS:
-            values.update(cls.DEEP_PRESETS[dataset])
-        elif depth != 2:
-            raise ConfigError(f"rule {cls.name!r} has no {depth}-layer preset for {dataset!r} "
-                              f"(3-layer presets: {', '.join(cls.DEEP_PRESETS)})")
-        return cls.Config(**values)
+    PRESETS = for_datasets(BP_PRESETS) | for_datasets(BP_3LAYER, suffix="-3layer", base=BP_PRESETS)
 
     def lr_factor(self, epoch: int) -> float:
         """StepLR multiplier at 1-based ``epoch``."""

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from ratenets.rules._clapp_common import PatchCPCConfig, PatchCPCRule
+from ratenets.presets import Preset
+from ratenets.rules.clapp import CLAPP_PRESETS, PatchCPCConfig, PatchCPCRule
 
 
 class CLAPPs(PatchCPCRule):
@@ -21,10 +22,4 @@ class CLAPPs(PatchCPCRule):
     data_parallel: ClassVar[bool] = True  # torchrun: features gathered for the hinge loss (PatchCPCRule)
     variant: ClassVar[dict[str, Any]] = dict(asymmetric_w=False, either_pos_or_neg=False, negatives="anywhere",
                                              negative_samples=16, end_to_end=False)
-
-    @classmethod
-    def preset(cls, dataset: str) -> PatchCPCConfig:
-        from bridge.config import replace_config
-
-        cfg = super().preset(dataset)
-        return replace_config(cfg, {"epochs": 300}) if dataset == "stl10" else cfg  # script: 300 epochs
+    PRESETS = {**CLAPP_PRESETS, "stl10": Preset("stl10", {"epochs": 300}, "the paper's; the script trains 300 epochs")}

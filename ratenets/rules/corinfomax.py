@@ -53,6 +53,7 @@ import xarray as xr
 from bridge.config import check_positive, check_range
 from bridge.errors import ConfigError
 from ratenets import distributed
+from ratenets.presets import for_datasets
 from ratenets.rules.local import (LocalConfig, LocalRule, angle_degrees, check_stages, hard_sigmoid, layer_names,
                                   stage_decay)
 
@@ -138,7 +139,7 @@ CORINFOMAX_PRESETS: dict[str, dict[str, Any]] = {
     "synthetic": {},
 }
 
-#: the paper's 3-layer settings (Table 2): pass as ``Rule.preset(dataset, depth=3)`` or with --set
+#: the paper's 3-layer settings (Table 2): presets ``mnist-3layer``, ``cifar10-3layer`` (``--preset``)
 CORINFOMAX_3LAYER: dict[str, dict[str, Any]] = {
     "mnist": {"hidden": (500, 500), "lr_ff": (1.1, 0.75, 0.6), "lr_fb": (0.0, 0.17, 0.07)},
     "cifar10": {"hidden": (1000, 500), "lr_ff": (0.11, 0.06, 0.035), "lr_fb": (0.0, 0.045, 0.015)},
@@ -150,22 +151,11 @@ class CorInfoMax(LocalRule):
 
     name: ClassVar[str] = "corinfomax"
     Config: ClassVar[type] = CorInfoMaxConfig
-    PRESETS: ClassVar[dict[str, dict[str, Any]]] = CORINFOMAX_PRESETS
-    DEEP_PRESETS: ClassVar[dict[str, dict[str, Any]]] = CORINFOMAX_3LAYER
+    PRESETS = (for_datasets(CORINFOMAX_PRESETS)
+               | for_datasets(CORINFOMAX_3LAYER, suffix="-3layer", base=CORINFOMAX_PRESETS))
     #: torchrun: each rank relaxes its slice of the batch; the batch sums of the updates (and of the
     #: lateral correlation estimate) are all-reduced, so every rank applies the full batch's update
     data_parallel: ClassVar[bool] = True
-
-    @classmethod
-    def preset(cls, dataset: str, depth: int = 2) -> Any:
-        """The paper's setting for ``dataset``; ``depth=3`` gives the 3-layer nets of Table 2."""
-        cfg = super().preset(dataset)
-        if depth == 2:
-            return cfg
-        if depth != 3 or dataset not in cls.DEEP_PRESETS:
-            raise ConfigError(f"rule {cls.name!r} has no {depth}-layer preset for {dataset!r} "
-                              f"(3-layer presets: {', '.join(cls.DEEP_PRESETS) or 'none'})")
-        return cls.Config(**{**cfg.__dict__, **cls.DEEP_PRESETS[dataset]})
 
     def init_params(self) -> None:
         c = self.config

@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 import torch
 
 from bridge.errors import ConfigError
+from ratenets.presets import for_datasets
 from ratenets.rules.corinfomax import CorInfoMax, CorInfoMaxConfig
 from ratenets.rules.local import hard_sigmoid
 
@@ -72,8 +73,7 @@ class CorInfoMaxSparse(CorInfoMax):
 
     name: ClassVar[str] = "corinfomax-sparse"
     Config: ClassVar[type] = CorInfoMaxSparseConfig
-    PRESETS: ClassVar[dict[str, dict[str, Any]]] = SPARSE_PRESETS
-    DEEP_PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
+    PRESETS = for_datasets(SPARSE_PRESETS)
 
     def relax(self, a0: torch.Tensor, r: list[torch.Tensor], y: torch.Tensor, beta: torch.Tensor | None,
               steps: int) -> list[torch.Tensor]:

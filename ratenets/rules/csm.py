@@ -29,6 +29,7 @@ from typing import Any, ClassVar, Literal
 import torch
 
 from bridge.errors import ConfigError
+from ratenets.presets import for_datasets
 from ratenets.rules.ep import EP, EPConfig
 from ratenets.rules.local import xavier_uniform
 
@@ -76,7 +77,7 @@ class CSM(EP):
 
     name: ClassVar[str] = "csm"
     Config: ClassVar[type] = CSMConfig
-    PRESETS: ClassVar[dict[str, dict[str, Any]]] = CSM_PRESETS
+    PRESETS = for_datasets(CSM_PRESETS)
 
     def init_lateral(self) -> None:
         for k, n in enumerate(self.sizes[1:-1]):

@@ -39,8 +39,10 @@ from bridge.config import check_positive, check_range
 from bridge.errors import ConfigError
 from bridge.reps import representation
 from ratenets.gabor import IMAGE_TYPES, TYPE_CODE, GaborConfig, GaborSequences
-from ratenets.rules.base import check_dataset
-from ratenets.train import progress as _progress
+# the loss is a pure function in ratenets.losses.dpc; its names stay importable from here
+from ratenets.losses.dpc import block_scores, dense_infonce, gather_targets  # noqa: F401
+from ratenets.presets import Preset
+from ratenets.rules.base import SelfSupervisedRule
 
 #: the three sites whose units the surprise analysis reads (colleenjg/DPC hooks: encoder, contextual, predictive)
 STAGES: tuple[str, ...] = ("encoder", "aggregator", "predictor")
@@ -52,8 +54,9 @@ _IMAGENET_STD = (0.229, 0.224, 0.225)
 class DPCConfig:
     """DPC model, Gabor stimulus and protocol constants; defaults are the paper protocol (scratch init).
 
-    ``DPC.preset("gabor")`` returns the small CPU preset (:func:`cpu_preset`); :func:`paper_preset` gives
-    the protocol of the colleenjg/DPC Gabor runs (``slurm/run_dpc_gabors.sh``).
+    ``DPC.preset("gabor")`` returns the small CPU preset (:func:`cpu_preset`); the preset ``gabor-paper``
+    (:func:`paper_preset`) is the protocol of the colleenjg/DPC Gabor runs (``slurm/run_dpc_gabors.sh``) and
+    ``gabor-roll`` its roll variant (:data:`DPC_PRESETS`).
     """
 
     epochs: int = 16                     # scratch runs: U from epoch 12, total = onset + 4 (spec Sec. 1)
@@ -124,22 +127,35 @@ class DPCConfig:
         return self.num_seq * self.seq_len
 
 
+#: the roll variant: 5 consecutive images of a rolled cycle (4 context + 1 predicted), 4096 clips
+ROLL = dict(roll=True, num_seq=5, train_clips=4096)
+#: ``--preset NAME`` (``ratespike train dpc --preset gabor-paper``); ``gabor``: the default of ``--dataset gabor``
+DPC_PRESETS: dict[str, Preset] = {
+    "gabor": Preset("gabor", dict(epochs=6, encoder="small3d", feature_dim=64, img_px=64, canvas_px=64,
+                                  train_clips=512, unexpected_onset_epoch=3),
+                    "small CPU protocol: the small 3D encoder (64 features) at 64 px, 512 clips per epoch, U at "
+                    "epoch 3"),
+    "gabor-paper": Preset("gabor", {}, "the no-roll scratch protocol of the colleenjg/DPC Gabor runs (ResNet-18, "
+                          "128 px, batch 32)"),
+    "gabor-roll": Preset("gabor", ROLL, "the paper protocol's roll variant"),
+}
+
+
 def paper_preset() -> DPCConfig:
     """The no-roll scratch protocol of the colleenjg/DPC Gabor runs (ResNet-18, 128 px, batch 32)."""
-    return DPCConfig()
+    return DPC.preset("gabor", "gabor-paper")
 
 
 def roll_preset(base: DPCConfig | None = None) -> DPCConfig:
-    """The roll variant: 5 consecutive images of a rolled cycle (4 context + 1 predicted), 4096 clips."""
+    """The roll variant of ``base`` (default the paper protocol, preset ``gabor-roll``)."""
     import dataclasses
 
-    return dataclasses.replace(base or DPCConfig(), roll=True, num_seq=5, train_clips=4096)
+    return DPC.preset("gabor", "gabor-roll") if base is None else dataclasses.replace(base, **ROLL)
 
 
 def cpu_preset() -> DPCConfig:
     """A small CPU protocol: the small 3D encoder (64 features) at 64 px, 512 clips per epoch, U at epoch 3."""
-    return DPCConfig(epochs=6, encoder="small3d", feature_dim=64, img_px=64, canvas_px=64, train_clips=512,
-                     unexpected_onset_epoch=3)
+    return DPC.preset("gabor")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -219,55 +235,6 @@ class DPCNet(nn.Module):
         return {"encoder": z[:, -1], "aggregator": h, "predictor": self.predictor(h)}
 
 
-def gather_targets(t: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """Targets of every process ``(world * M, D)`` (own rows keep their gradient) and this process's offset.
-
-    Without an initialised torch.distributed group this returns ``(t, 0)``.
-    """
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()):
-        return t, 0
-    world, rank = dist.get_world_size(), dist.get_rank()
-    parts = [torch.empty_like(t) for _ in range(world)]
-    dist.all_gather(parts, t.detach().contiguous())
-    parts[rank] = t
-    return torch.cat(parts, 0), rank * t.shape[0]
-
-
-def dense_infonce(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Dense InfoNCE of DPC (Han et al. 2019, Eq. (5)) with raw dot-product scores.
-
-    Parameters
-    ----------
-    pred, target : torch.Tensor, shape (B, P, D, h, w)
-
-    Returns
-    -------
-    loss : (B, P, S) cross-entropy of each prediction (S = h * w cells), positives at the same (b, p, s)
-    correct : (B, P, S) bool, whether the positive had the highest score
-    scores : (B*P*S, M) the local rows of the score matrix (M = all targets of all processes)
-    """
-    b, p, d, hh, ww = pred.shape
-    q = pred.permute(0, 1, 3, 4, 2).reshape(-1, d)          # (B*P*S, D), rows ordered (b, p, s)
-    k = target.permute(0, 1, 3, 4, 2).reshape(-1, d)        # (B*P*S, D)
-    k_all, offset = gather_targets(k)
-    scores = q @ k_all.t()                                  # (B*P*S, M)
-    labels = torch.arange(q.shape[0], device=q.device) + offset
-    loss = nn.functional.cross_entropy(scores, labels, reduction="none")
-    correct = scores.argmax(1) == labels
-    return loss.view(b, p, hh * ww), correct.view(b, p, hh * ww), scores
-
-
-def block_scores(scores: torch.Tensor, b: int, p: int, s: int) -> torch.Tensor:
-    """Score of every predicted block against every target block, averaged over matching cells ``(B*P, B*P)``.
-
-    ``scores`` holds the local square part ``(B*P*S, B*P*S)`` (rows and columns ordered (b, p, s)).
-    """
-    sq = scores[:, :b * p * s].reshape(b * p, s, b * p, s)
-    return sq.diagonal(dim1=1, dim2=3).mean(-1)            # (B*P, B*P): same cell s in both
-
-
 # ----------------------------------------------------------------------------------------------------------------
 # the rule
 
@@ -289,41 +256,33 @@ class ProbeSet:
     order: np.ndarray  # fixed shuffle used to form evaluation batches
 
 
-class DPC:
+class DPC(SelfSupervisedRule):
     """Dense Predictive Coding on Gabor sequences (see the module docstring)."""
 
     name: ClassVar[str] = "dpc"
     Config: ClassVar[type] = DPCConfig
-    batched_seeds: ClassVar[bool] = False
-    datasets: ClassVar[tuple[str, ...]] = ("gabor",)
+    PRESETS = DPC_PRESETS
     # torchrun (ratenets.distributed): refused, with this reason
     data_parallel_refusal: ClassVar[str] = (
         "its encoder's BatchNorm normalises with the statistics of the clips it is given and its ConvGRU dropout "
         "draws one mask over the batch, so a process's share of a batch would not give the one-process update")
-
-    @classmethod
-    def preset(cls, dataset: str) -> DPCConfig:
-        check_dataset(cls.name, dataset, cls.datasets)
-        return cpu_preset()
+    state_attrs: ClassVar[tuple[str, ...]] = ("net", "opt", "rng")
 
     @classmethod
     def load_data(cls, config: DPCConfig, dataset: str, data_root: str | None) -> GaborSequences:
         config.check_schedule()
         return GaborSequences(config.gabor(), config.layout_seed)
 
-    def __init__(self, config: DPCConfig, data: GaborSequences, *, seeds: tuple[int, ...], device: torch.device,
-                 progress: bool = False) -> None:
+    def __init__(self, config: DPCConfig, data: GaborSequences, *, seeds: tuple[int, ...] = (0,),
+                 device: torch.device = torch.device("cpu"), progress: bool = False) -> None:
         config.check_schedule()
-        self.config = config
-        self.gen = data
+        super().__init__(config, data, seeds=seeds, device=device, progress=progress)
+        self.gen = data  # the stimulus generator (this rule draws its random numbers from self.rng)
         self.gen.device = device  # draw the clips where the model runs
-        self.seed = int(seeds[0])
-        self.device = device
-        self.show_progress = progress
         self.rng = np.random.default_rng([self.seed, 0xD9C])
         self.in_channels = 3 if config.encoder == "resnet18_2d3d" else 1
         self.net = DPCNet(config, self.in_channels).to(device)
-        self.opt = torch.optim.Adam(self.net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.opt = self.adam(self.net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.types = tuple(t for t in IMAGE_TYPES if t != "G" or config.gray)
         self.probe = self._make_probe()
         self.baseline: dict[str, xr.DataArray] = {}
@@ -380,7 +339,7 @@ class DPC:
         nb = max(1, c.train_clips // c.batch_size)
         loss_sum = acc_sum = 0.0
         n_u = 0
-        for _ in _progress(range(nb), desc=f"dpc epoch {epoch}", enabled=self.show_progress):
+        for _ in self.progress(range(nb), epoch):
             clips = self.gen.clips(c.batch_size, c.frames, self.rng, unexpected=unexpected)
             n_u += int(clips.is_unexpected[:, -1].sum())
             pred, target = self.net(self.to_input(clips.video), c.pred_step)
@@ -496,14 +455,10 @@ class DPC:
     def static_results(self) -> dict[str, xr.DataArray]:
         return dict(self.baseline)
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"net": self.net.state_dict(), "opt": self.opt.state_dict(),
-                "rng": self.rng.bit_generator.state, "baseline": self.baseline}
+    def extra_state(self) -> dict[str, Any]:
+        return {"baseline": self.baseline}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.net.load_state_dict(state["net"])
-        self.opt.load_state_dict(state["opt"])
-        self.rng.bit_generator.state = state["rng"]
+    def load_extra_state(self, state: dict[str, Any]) -> None:
         self.baseline = state.get("baseline", {})
 
     def probe_representations(self) -> dict[str, xr.Dataset]:

@@ -29,6 +29,7 @@ import torch
 
 from bridge.config import check_positive
 from bridge.errors import ConfigError
+from ratenets.presets import for_datasets
 from ratenets.rules.local import LocalConfig, LocalRule, hard_sigmoid, layer_names, xavier_uniform
 
 
@@ -90,7 +91,7 @@ class EP(LocalRule):
 
     name: ClassVar[str] = "ep"
     Config: ClassVar[type] = EPConfig
-    PRESETS: ClassVar[dict[str, dict[str, Any]]] = EP_PRESETS
+    PRESETS = for_datasets(EP_PRESETS)
 
     def init_params(self) -> None:
         self.P = len(self.sizes) - 1

@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Literal
 import torch
 
 from bridge.config import check_positive, check_range
+from ratenets.presets import for_datasets
 from ratenets.rules.local import LocalConfig, LocalRule, layer_names
 from ratenets.rules.base import uniform_init
 
@@ -56,7 +57,7 @@ class FA(LocalRule):
 
     name: ClassVar[str] = "fa"
     Config: ClassVar[type] = FAConfig
-    PRESETS: ClassVar[dict[str, dict[str, Any]]] = FA_PRESETS
+    PRESETS = for_datasets(FA_PRESETS)
 
     def init_params(self) -> None:
         self.P = len(self.sizes) - 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from ratenets.rules._clapp_common import PatchCPCConfig, PatchCPCRule
+from ratenets.rules.clapp import PatchCPCConfig, PatchCPCRule
 
 
 class HingeCPC(PatchCPCRule):

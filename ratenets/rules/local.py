@@ -29,7 +29,8 @@ import xarray as xr
 from bridge.errors import ConfigError, DivergenceError
 from ratenets.data import ImageDataset, load_dataset
 from ratenets.distributed import all_sum, all_true, local_batch
-from ratenets.rules.base import SupervisedConfig, SupervisedRule, check_dataset
+from ratenets.presets import Preset
+from ratenets.rules.base import SupervisedConfig, SupervisedRule
 from ratenets.train import progress as _progress
 
 #: CIFAR-10 channel mean and std as the authors' CIFAR-10 scripts give them to ``Normalize`` (e.g.
@@ -108,19 +109,19 @@ def angle_degrees(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 class LocalRule(SupervisedRule):
     """Base of the rules of the CorInfoMax comparison (see the module docstring).
 
-    Subclasses set ``PRESETS`` (dataset -> field values of the paper's best setting) and implement
+    Subclasses set ``PRESETS`` (:func:`ratenets.presets.for_datasets` of the paper's best setting per dataset;
+    the config's ``preset`` field records the dataset) and implement
     :meth:`step`, which trains on one batch and returns the per-seed loss and the class scores that the
     network produced for that batch *before* its weight update (its free-phase / forward prediction).
     """
 
     Config: ClassVar[type] = LocalConfig
-    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
+    PRESETS = {}
 
     @classmethod
-    def preset(cls, dataset: str) -> Any:
-        """The paper's best setting for ``dataset`` (a ConfigError for a dataset without one)."""
-        check_dataset(cls.name, dataset, tuple(cls.PRESETS))
-        return cls.Config(preset=dataset, **cls.PRESETS[dataset])
+    def preset_values(cls, preset: Preset) -> dict[str, Any]:
+        """The preset's values, with the dataset it was made for in the ``preset`` field."""
+        return {"preset": preset.dataset, **preset.values}
 
     @classmethod
     def load_data(cls, config: Any, dataset: str, data_root: str | None) -> ImageDataset:
@@ -131,7 +132,7 @@ class LocalRule(SupervisedRule):
 
     def __init__(self, config: Any, data: ImageDataset, *, seeds: tuple[int, ...], device: torch.device,
                  progress: bool = False) -> None:
-        if data.name != config.preset and data.name in self.PRESETS:
+        if data.name != config.preset and data.name in self.preset_datasets():
             raise ConfigError(f"config preset {config.preset!r} does not match dataset {data.name!r}")
         super().__init__(config, data, seeds=seeds, device=device, progress=progress)
         if config.input_norm == "cifar3std":

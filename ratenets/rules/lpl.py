@@ -20,11 +20,12 @@ deep-net code has **no** stop-gradient in the predictive term (both views get a 
 (``pred_form="stopgrad"``: only view 1 gets a gradient, with the same mean-reduced normalisation). Both
 give the same fixed points; the symmetric form's gradient is twice as large in total.
 
-The loss terms are pure functions of ``(batch, units)`` tensors (:func:`lpl_terms`, :func:`lpl_loss`), so
-any network can use them. Defaults are the official ``lpl_main.py`` values (which its README calls the
-paper's): coefficients 1, 1, 10; Adam lr 1e-3, weight decay 1.5e-6 (not on biases), 10 warm-up epochs from
-0 then cosine to 1e-6, batch 1024, 800 epochs; the schedule is stepped per batch here (per epoch there).
-The MNIST/Fashion-MNIST and small-dataset presets are ours (no such run in the paper), sized for a CPU.
+The loss terms are pure functions of ``(batch, units)`` tensors in :mod:`ratenets.losses.lpl`
+(:func:`~ratenets.losses.lpl.lpl_terms`, :func:`~ratenets.losses.lpl.lpl_loss`), so any network can use them.
+Defaults are the official ``lpl_main.py`` values (which its README calls the paper's): coefficients 1, 1,
+10; Adam lr 1e-3, weight decay 1.5e-6 (not on biases), 10 warm-up epochs from 0 then cosine to 1e-6, batch
+1024, 800 epochs; the schedule is stepped per batch here (per epoch there). The MNIST/Fashion-MNIST and
+small-dataset presets (:data:`LPL_PRESETS`) are ours (no such run in the paper), sized for a CPU.
 
 Variants (each one config switch): ``pred_coeff=0``, ``hebb_coeff=0``, ``decorr_coeff=0``,
 ``shuffle_positives``, ``stale_estimates``, ``no_pooling``, ``projector``, ``objective="negsample"``,
@@ -53,162 +54,22 @@ from torch import nn
 from bridge.config import check_positive
 from bridge.errors import ConfigError, DivergenceError
 from bridge.measures import participation_ratio
-from bridge.reps import PROBE_SIZE, representation
-from ratenets import distributed
-from ratenets.data import ImageDataset, load_dataset, load_stl10, resolve_root
+from ratenets.data import ImageDataset
 from ratenets.encoders.conv import BlockEncoder, build_encoder, global_pool
-from ratenets.encoders.spiking import (SpikingFields, epoch_firing_rates, eval_firing_rates, reset_firing_counts,
-                                       check_data_parallel, sum_training_counts, with_neurons)
+from ratenets import distributed
+from ratenets.encoders.spiking import (SpikingFields, check_data_parallel, epoch_firing_rates, eval_firing_rates,
+                                       reset_firing_counts, sum_training_counts, with_neurons)
+# the loss terms are pure functions in ratenets.losses.lpl; their names stay importable from here
+from ratenets.losses.lpl import (decorrelation_loss, hebbian_loss, lpl_loss, lpl_terms, lpl_terms_maps,  # noqa: F401
+                                 negsample_terms, predictive_loss, stale_update)
 from ratenets.probes import collect_features, probe_layers
-from ratenets.rules.base import check_dataset
-from ratenets.train import progress as _progress
+from ratenets.presets import Preset
+from ratenets.rules.base import SelfSupervisedRule
 from ratenets.views import SequenceParams, SequenceViews, SimCLRViewParams, SimCLRViews
 
 
 # ================================================================================================================
-# the loss terms: pure functions of (batch, units) tensors
-
-def predictive_loss(z1: torch.Tensor, z2: torch.Tensor, stop_gradient: bool = False) -> torch.Tensor:
-    """Predictive term ``(1/(B M)) sum_b sum_i (z1 - z2)^2`` (Halvagal & Zenke 2023, Eq. 4).
-
-    Parameters
-    ----------
-    z1, z2 : tensor, shape (batch, units)
-        The two views (consecutive "time steps").
-    stop_gradient : bool
-        Detach ``z2`` (the paper's ``SG z(t - dt)``); False: both views get a gradient (official code).
-    """
-    target = z2.detach() if stop_gradient else z2
-    return ((z1 - target) ** 2).mean()
-
-
-def hebbian_loss(z: torch.Tensor, eps: float = 1e-4, mean: torch.Tensor | None = None,
-                 var: torch.Tensor | None = None) -> torch.Tensor:
-    """Hebbian term ``-(1/M) sum_i log(sigma_i^2 + eps)`` with a detached batch mean (Eq. 5).
-
-    Parameters
-    ----------
-    z : tensor, shape (batch, units)
-    eps : float
-        Added to the variance (official code: 1e-4).
-    mean, var : tensor, shape (units,), optional
-        Stale (previous batch's, detached) estimates. Given: the official ``--stale_estimates`` form
-        ``-(1/M) sum_i sum_b (z_i^b - mean_i)^2 / ((var_i + eps)(B - 1))``.
-    """
-    b = z.shape[0]
-    if var is not None:
-        m = mean if mean is not None else z.mean(0).detach()
-        return -(((z - m) ** 2).sum(0) / ((var + eps) * (b - 1))).mean()
-    zbar = z.mean(0).detach()
-    v = ((z - zbar) ** 2).sum(0) / (b - 1)  # (units,)
-    return -torch.log(v + eps).mean()
-
-
-def decorrelation_loss(z: torch.Tensor, mean: torch.Tensor | None = None) -> torch.Tensor:
-    """Decorrelation term ``(1/(M^2 - M)) sum_{i != k} C_ik^2`` (erratum to Eq. 6, PR #9).
-
-    ``C = c^T c / (B - 1)`` with ``c = z - SG zbar`` (or ``z - mean`` for stale estimates). Zero for one unit.
-
-    Parameters
-    ----------
-    z : tensor, shape (batch, units)
-    mean : tensor, shape (units,), optional
-        Stale mean estimate (detached).
-    """
-    b, m = z.shape
-    if m < 2:
-        return z.sum() * 0.0
-    c = z - (z.mean(0).detach() if mean is None else mean)
-    cov = c.T @ c / (b - 1)  # (units, units)
-    off = cov - torch.diag_embed(torch.diagonal(cov))
-    return (off ** 2).sum() / (m * m - m)
-
-
-def lpl_terms(z1: torch.Tensor, z2: torch.Tensor, *, eps: float = 1e-4, stop_gradient: bool = False,
-              mean: torch.Tensor | None = None, var: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-    """The three LPL terms of one layer for a pair of views ``(batch, units)``.
-
-    The Hebbian and decorrelation terms are computed per view and averaged, as the official code does.
-    Stale estimates ``mean``/``var`` enter the Hebbian term only; the decorrelation term always centres on
-    the (detached) batch mean, as the official ``decorr_loss``, which takes no stale estimate.
-
-    Returns
-    -------
-    dict
-        ``{"pred": L_pred, "hebb": L_Hebb, "decorr": L_dec}``, scalar tensors.
-    """
-    return {
-        "pred": predictive_loss(z1, z2, stop_gradient),
-        "hebb": 0.5 * (hebbian_loss(z1, eps, mean, var) + hebbian_loss(z2, eps, mean, var)),
-        "decorr": 0.5 * (decorrelation_loss(z1) + decorrelation_loss(z2)),
-    }
-
-
-def stale_update(z1: torch.Tensor, z2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Next stale estimates: the two views' batch means and unbiased variances, each averaged over the views.
-
-    Official ``loss_step``: ``mean = 0.5 (z1.mean(0) + z2.mean(0))``, ``var = 0.5 (z1.var(0) + z2.var(0))``
-    (detached), not the statistics of the pooled ``2B`` samples (which would add the between-view spread).
-    """
-    z1, z2 = z1.detach(), z2.detach()
-    return 0.5 * (z1.mean(0) + z2.mean(0)), 0.5 * (z1.var(0, unbiased=True) + z2.var(0, unbiased=True))
-
-
-def lpl_terms_maps(h1: torch.Tensor, h2: torch.Tensor, *, eps: float = 1e-4, stop_gradient: bool = False
-                   ) -> dict[str, torch.Tensor]:
-    """The LPL terms on unpooled maps ``(batch, C, H, W)`` (official ``--no_pooling``).
-
-    The predictive term is the MSE over the full maps; the Hebbian variance is taken per (C, H, W)
-    position; the decorrelation stacks the ``B*H*W`` positions as samples of the ``C`` channels.
-    """
-    if h1.ndim == 2:
-        return lpl_terms(h1, h2, eps=eps, stop_gradient=stop_gradient)
-    c = h1.shape[1]
-    flat1, flat2 = h1.flatten(1), h2.flatten(1)  # (B, C*H*W)
-    pos1 = h1.permute(0, 2, 3, 1).reshape(-1, c)  # (B*H*W, C)
-    pos2 = h2.permute(0, 2, 3, 1).reshape(-1, c)
-    return {
-        "pred": predictive_loss(flat1, flat2, stop_gradient),
-        "hebb": 0.5 * (hebbian_loss(flat1, eps) + hebbian_loss(flat2, eps)),
-        "decorr": 0.5 * (decorrelation_loss(pos1) + decorrelation_loss(pos2)),
-    }
-
-
-def negsample_terms(z1: torch.Tensor, z2: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Negative-sample (cosine) baseline (official ``NegSampleBaseline``).
-
-    ``pred`` (pull) is ``-mean_b cos(z1^b, z2^b)``; ``hebb`` (push) is the mean squared cosine similarity
-    between different images of the same view, averaged over the two views.
-    """
-    n1, n2 = F.normalize(z1, dim=1), F.normalize(z2, dim=1)
-    pull = -(n1 * n2).sum(1).mean()
-    b = z1.shape[0]
-
-    def push(n: torch.Tensor) -> torch.Tensor:
-        g = n @ n.T  # (B, B) cosine similarities
-        off = g - torch.diag_embed(torch.diagonal(g))
-        return (off ** 2).sum() / max(b * b - b, 1)
-
-    return {"pred": pull, "hebb": 0.5 * (push(n1) + push(n2))}
-
-
-def lpl_loss(terms: Mapping[str, torch.Tensor], pred_coeff: float = 1.0, hebb_coeff: float = 1.0,
-             decorr_coeff: float = 10.0) -> torch.Tensor:
-    """``pred_coeff * pred + hebb_coeff * hebb + decorr_coeff * decorr`` (missing terms count 0)."""
-    total = 0.0
-    for key, coeff in (("pred", pred_coeff), ("hebb", hebb_coeff), ("decorr", decorr_coeff)):
-        if coeff != 0 and key in terms:
-            total = total + coeff * terms[key]
-    if isinstance(total, float):
-        return next(iter(terms.values())) * 0.0
-    return total
-
-
-# ================================================================================================================
 # config
-
-_DATASETS = ("mnist", "fashion-mnist", "cifar10", "stl10", "digits", "synthetic")
-
 
 @dataclass(frozen=True, kw_only=True)
 class LPLConfig(SpikingFields):
@@ -324,6 +185,28 @@ class LPLConfig(SpikingFields):
 
 
 # ================================================================================================================
+# presets: the paper's config for CIFAR-10/STL-10; small CPU-sized nets (ours) for the other datasets
+
+#: ours: 1 epoch is a few CPU minutes. Temporal digit sequences (the Shapes3D-like setting) on an MLP; small
+#: batches give enough Adam steps in one epoch; a faster probe (lr 1e-2) converges in its 20 epochs. The conv
+#: net with SimCLR views is --set encoder=conv --set views=simclr.
+_MNIST = dict(epochs=10, batch_size=64, warmup_epochs=0.1, encoder="mlp", mlp_hidden=(512, 512, 512), views="sequence",
+              conv_channels=(32, 64, 128), crop_scale=(0.3, 1.0), flip_p=0.0, probe_lr=1e-2)
+#: digits (8x8) and synthetic (16x16): seconds-long runs for tests. The probe is the standardised one: eval.py's
+#: raw-feature probe does not converge in the few Adam steps ~1000 images give (digits, LPL conv2 readout 0.33
+#: with it, 0.88 standardised: `ratespike train lpl --dataset digits --epochs 2`)
+_SMALL = dict(epochs=5, batch_size=128, warmup_epochs=0.5, encoder="conv", conv_channels=(16, 32),
+              crop_scale=(0.5, 1.0), flip_p=0.0, blur_p=0.0, probe_train_images=1000, probe_epochs=30,
+              probe_lr=1e-2, probe="zscore")
+LPL_PRESETS: dict[str, Preset] = {
+    "mnist": Preset("mnist", _MNIST), "fashion-mnist": Preset("fashion-mnist", _MNIST),
+    "cifar10": Preset("cifar10", {}, "the paper's (official lpl_main.py defaults)"),
+    "stl10": Preset("stl10", {}, "the paper's (official lpl_main.py defaults)"),
+    "digits": Preset("digits", _SMALL), "synthetic": Preset("synthetic", _SMALL),
+}
+
+
+# ================================================================================================================
 # the rule
 
 def lr_at(step: int, total: int, warmup: int, lr: float, final_lr: float) -> float:
@@ -369,7 +252,7 @@ def activity_stats(f: torch.Tensor, var_eps: float) -> tuple[float, float, float
     return clean(p_all), clean(p_act), float(1.0 - alive.mean())
 
 
-class LPL:
+class LPL(SelfSupervisedRule):
     """Latent Predictive Learning on a layer-local encoder (see the module docstring).
 
     One seed per instance (the engine loops seeds). Tensors are batch-first; the two views of a batch run
@@ -378,54 +261,25 @@ class LPL:
 
     name: ClassVar[str] = "lpl"
     Config: ClassVar[type] = LPLConfig
-    batched_seeds: ClassVar[bool] = False
-    datasets: ClassVar[tuple[str, ...]] = _DATASETS
+    PRESETS = LPL_PRESETS
     # torchrun: every rank draws the global batch's views and trains on its slice; each layer's features are
     # all-gathered (ratenets.distributed.gather_batch) before the loss, so the variance, decorrelation, stale
     # and shuffled-positive terms see the whole batch, and the parameter gradients are summed over the ranks
     data_parallel: ClassVar[bool] = True
-
-    @classmethod
-    def preset(cls, dataset: str) -> LPLConfig:
-        """The paper's config for CIFAR-10/STL-10; small CPU-sized nets (ours) for the other datasets."""
-        check_dataset(cls.name, dataset, cls.datasets)
-        if dataset in ("cifar10", "stl10"):
-            return LPLConfig()
-        if dataset in ("mnist", "fashion-mnist"):
-            # ours: 1 epoch is a few CPU minutes. Temporal digit sequences (the Shapes3D-like setting) on an
-            # MLP; small batches give enough Adam steps in one epoch; a faster probe (lr 1e-2) converges in
-            # its 20 epochs. The conv net with SimCLR views is --set encoder=conv --set views=simclr.
-            return LPLConfig(epochs=10, batch_size=64, warmup_epochs=0.1, encoder="mlp", mlp_hidden=(512, 512, 512),
-                             views="sequence", conv_channels=(32, 64, 128), crop_scale=(0.3, 1.0), flip_p=0.0,
-                             probe_lr=1e-2)
-        # digits (8x8) and synthetic (16x16): seconds-long runs for tests. The probe is the standardised one:
-        # eval.py's raw-feature probe does not converge in the few Adam steps ~1000 images give (digits, LPL
-        # conv2 readout 0.33 with it, 0.88 standardised: `ratespike train lpl --dataset digits --epochs 2`)
-        return LPLConfig(epochs=5, batch_size=128, warmup_epochs=0.5, encoder="conv", conv_channels=(16, 32),
-                         crop_scale=(0.5, 1.0), flip_p=0.0, blur_p=0.0, probe_train_images=1000,
-                         probe_epochs=30, probe_lr=1e-2, probe="zscore")
+    state_attrs: ClassVar[tuple[str, ...]] = ("encoder", "heads", "opt", "step_count", "gen")
 
     @classmethod
     def load_data(cls, config: LPLConfig, dataset: str, data_root: str | None) -> ImageDataset:
-        if dataset == "stl10":
-            data = load_stl10(resolve_root(data_root), unlabeled=True)
-        else:
-            data = load_dataset(dataset, data_root)
+        data = cls.load_images(dataset, data_root)
         if config.train_images:
             data = data.subset(config.train_images, None)
         return data
 
     def __init__(self, config: LPLConfig, data: ImageDataset, *, seeds: tuple[int, ...] = (0,),
                  device: torch.device = torch.device("cpu"), progress: bool = False) -> None:
-        if len(seeds) != 1:
-            raise ConfigError("LPL trains one seed per instance; the engine loops over seeds")
-        cfg = self.config = config
-        self.data = data
-        self.seed = int(seeds[0])
-        self.seeds = (self.seed,)
-        self.device = device
-        self.show_progress = progress
-        self.gen = torch.Generator().manual_seed(self.seed)  # data order and augmentations
+        super().__init__(config, data, seeds=seeds, device=device, progress=progress)
+        cfg = config
+        self.gen = self.seeded_generator()  # data order and augmentations
         torch.manual_seed(self.seed)  # parameter initialisation
         # the unlabelled STL-10 split, when loaded, is what LPL trains on (the labels are only for probes)
         use_unlabeled = data.x_unlabeled is not None and cfg.objective != "supervised"
@@ -470,11 +324,8 @@ class LPL:
                 self.heads[str(i)] = _projector(width, cfg.projector_dims)
         self.heads.to(device)
         params = list(self.encoder.parameters()) + list(self.heads.parameters())
-        decay = [p for p in params if p.ndim > 1]
-        no_decay = [p for p in params if p.ndim <= 1]
-        self.opt = torch.optim.Adam([{"params": decay, "weight_decay": cfg.weight_decay},
-                                     {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr,
-                                    foreach=False)  # per-tensor steps: no whole-model temporaries at the peak
+        # no weight decay on biases; per-tensor steps (foreach=False): no whole-model temporaries at the peak
+        self.opt = self.adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, exempt_biases=True, foreach=False)
         self.step_count = 0
         self.stale: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         self._perm: torch.Tensor | None = None  # this batch's shuffled-positive permutation
@@ -610,7 +461,7 @@ class LPL:
         bs = self.images_per_batch
         loss_sum, n_steps = 0.0, 0
         term_sums: dict[str, np.ndarray] = {}
-        it = _progress(range(self.steps_per_epoch), desc=f"lpl epoch {epoch}", enabled=self.show_progress)
+        it = self.progress(range(self.steps_per_epoch), epoch)
         for s in it:
             idx = order[s * bs:(s + 1) * bs]
             x = self.x_ssl[idx].to(self.device)
@@ -707,27 +558,13 @@ class LPL:
                                                  "units": "1"}),
         }
 
-    def static_results(self) -> dict[str, xr.DataArray]:
-        return {}
-
-    def probe_representations(self) -> dict[str, xr.Dataset]:
-        """Pooled responses of every layer to the first 1000 test images (for the bridge)."""
-        n = min(PROBE_SIZE, len(self.data.y_test))
-        feats = self._collect(self.data.x_test[:n])
-        meta = {"probe_dataset": self.data.name, "probe_split": "test", "probe_count": n, "seed": self.seed}
-        labels = self.data.y_test[:n].numpy()
-        return {k: representation(v.numpy(), layer=k, labels=labels, attrs=meta) for k, v in feats.items()}
+    def probe_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Pooled responses of every layer (the bridge's probe set: the first 1000 test images)."""
+        return self._collect(x)
 
     # ------------------------------------------------------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
-        return {"encoder": self.encoder.state_dict(), "heads": self.heads.state_dict(),
-                "opt": self.opt.state_dict(), "step_count": self.step_count, "gen": self.gen.get_state(),
-                "stale": {i: (m.cpu(), v.cpu()) for i, (m, v) in self.stale.items()}}
+    def extra_state(self) -> dict[str, Any]:
+        return {"stale": {i: (m.cpu(), v.cpu()) for i, (m, v) in self.stale.items()}}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.encoder.load_state_dict(state["encoder"])
-        self.heads.load_state_dict(state["heads"])
-        self.opt.load_state_dict(state["opt"])
-        self.step_count = int(state["step_count"])
-        self.gen.set_state(state["gen"])
+    def load_extra_state(self, state: dict[str, Any]) -> None:
         self.stale = {int(i): (m.to(self.device), v.to(self.device)) for i, (m, v) in state["stale"].items()}

@@ -27,6 +27,7 @@ import torch
 
 from bridge.config import check_positive, check_range
 from bridge.errors import ConfigError
+from ratenets.presets import for_datasets
 from ratenets.rules.local import LocalConfig, LocalRule, kaiming_uniform, layer_names
 
 
@@ -72,7 +73,7 @@ class PC(LocalRule):
 
     name: ClassVar[str] = "pc"
     Config: ClassVar[type] = PCConfig
-    PRESETS: ClassVar[dict[str, dict[str, Any]]] = PC_PRESETS
+    PRESETS = for_datasets(PC_PRESETS)
 
     def init_params(self) -> None:
         self.P = len(self.sizes) - 1

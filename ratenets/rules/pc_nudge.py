@@ -24,6 +24,7 @@ import torch
 
 from bridge.config import check_positive, check_range
 from bridge.errors import ConfigError
+from ratenets.presets import for_datasets
 from ratenets.rules.local import LocalConfig, LocalRule, kaiming_uniform, layer_names
 
 
@@ -74,7 +75,7 @@ class PCNudge(LocalRule):
 
     name: ClassVar[str] = "pc-nudge"
     Config: ClassVar[type] = PCNudgeConfig
-    PRESETS: ClassVar[dict[str, dict[str, Any]]] = PCNUDGE_PRESETS
+    PRESETS = for_datasets(PCNUDGE_PRESETS)
 
     def init_params(self) -> None:
         self.P = len(self.sizes) - 1

@@ -1,6 +1,7 @@
 """Spiking experiments, each one call from Python and one CLI command (``ratespike spike NAME``).
 
-``EXPERIMENTS`` maps the CLI name to ``"module:function"``; each function has the signature
+``EXPERIMENTS``, the one list of experiments (the ``spike`` command and sweeps read it), maps the CLI name to
+the module; each module's ``simulate`` function has the signature
 ``simulate(cfg, *, seed, device="cpp_standalone", build_root=None, threads=1, progress=False)
 -> (xarray.Dataset, dict of group Datasets)`` and each module a ``Config`` class (typed, frozen, paper
 defaults) with a ``duration_s`` field.
