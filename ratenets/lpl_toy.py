@@ -248,6 +248,25 @@ def run(cfg: ToyConfig, seeds: tuple[int, ...] = (0,), progress=None) -> xr.Data
     return ds
 
 
+def summary(ds: xr.Dataset) -> str:
+    """One line per condition: x-selectivity (mean +- s.d. over seeds) at the smallest, middle and largest
+    sigma_y, and the final activity at the sigma_y nearest 1."""
+    sig = ds["sigma_y"].values
+    cols = sorted({0, len(sig) // 2, len(sig) - 1})
+    j = int(np.argmin(np.abs(np.log(sig))))
+    lines = [f"lpl-fig2 ({ds.sizes['seed']} seeds): x-selectivity at sigma_y = "
+             + ", ".join(f"{sig[c]:.3g}" for c in cols) + f"; activity <|z|> at sigma_y = {sig[j]:.3g}"]
+    for c in ds["condition"].values:
+        v = ds["x_selectivity"].sel(condition=c)
+        a = ds["activity"].sel(condition=c).isel(sigma_y=j)
+        lines.append(f"  {c:9s} " + "  ".join(f"{float(v.isel(sigma_y=k).mean()):.3f}+-{float(v.isel(sigma_y=k).std()):.3f}"
+                                             for k in cols) + f"   activity {float(a.mean()):.3g}")
+    p = ds["switch_selectivity"].mean("seed")
+    lines.append("  LPL x-selectivity vs switch p: " + ", ".join(f"p={float(q):.2g}: {float(v):.3f}"
+                                                                for q, v in zip(ds["switch_p"].values, p.values)))
+    return "\n".join(lines)
+
+
 COLOURS = {"lpl": "#EE7733", "pred_off": "0.45", "hebb_off": "0.6", "oja": "k"}
 STYLES = {"lpl": "-", "pred_off": "-", "hebb_off": ":", "oja": "--"}
 
