@@ -403,7 +403,7 @@ def summary(ds: xr.Dataset) -> str:
         rc = ds["relative_change"].sel(position=p)
         ref = ds["li_dicarlo_selectivity"].sel(position=p).values
         lines.append(f"  {p:8s} {float(v.isel(exposure=0).mean()):.4f} -> {float(v.isel(exposure=-1).mean()):.4f} "
-                     f"({float(rc.mean()):+.1%} +- {float(rc.std()):.1%}); Li & DiCarlo {ref[-1] / ref[0] - 1:+.1%}")
+                     f"({float(rc.mean()):+.1%} +- {float(rc.std(ddof=1)):.1%}); Li & DiCarlo {ref[-1] / ref[0] - 1:+.1%}")
     return "\n".join(lines)
 
 
@@ -421,7 +421,7 @@ def figure(ds: xr.Dataset):
     top = float(ds["selectivity"].max()) * 1.15
     for i, p in enumerate(POSITIONS):
         v = ds["selectivity"].sel(position=p)
-        m, s = v.mean("seed").values, v.std("seed").values
+        m, s = v.mean("seed").values, v.std("seed", ddof=1).values
         ax[i].plot(ex, m, color=COLOURS[p])
         ax[i].fill_between(ex, m - s, m + s, color=COLOURS[p], alpha=0.2)
         ax[i].axhline(m[0], ls="--", color="k", lw=0.8)
@@ -429,10 +429,10 @@ def figure(ds: xr.Dataset):
         ax[i].set_xlabel("swap exposures [1]")
         ax[i].set_ylabel("model selectivity z(P) - z(N) [1]")
         rc = ds["relative_change"].sel(position=p)
-        title(ax[i], f"model, {TITLES[p]}: {float(rc.mean()):+.0%} +- {float(rc.std()):.0%}")
+        title(ax[i], f"model, {TITLES[p]}: {float(rc.mean()):+.0%} +- {float(rc.std(ddof=1)):.0%}")
     for name, lab, col in (("p_response", "P", "#BB5566"), ("n_response", "N", "#004488")):
         v = ds[name]
-        m, s = v.mean("seed").values, v.std("seed").values
+        m, s = v.mean("seed").values, v.std("seed", ddof=1).values
         ax[3].plot(ex, m, color=col, label=lab)
         ax[3].fill_between(ex, m - s, m + s, color=col, alpha=0.2)
     ax[3].set_xlabel("swap exposures [1]")

@@ -259,7 +259,7 @@ def summary(ds: xr.Dataset) -> str:
     for c in ds["condition"].values:
         v = ds["x_selectivity"].sel(condition=c)
         a = ds["activity"].sel(condition=c).isel(sigma_y=j)
-        lines.append(f"  {c:9s} " + "  ".join(f"{float(v.isel(sigma_y=k).mean()):.3f}+-{float(v.isel(sigma_y=k).std()):.3f}"
+        lines.append(f"  {c:9s} " + "  ".join(f"{float(v.isel(sigma_y=k).mean()):.3f}+-{float(v.isel(sigma_y=k).std(ddof=1)):.3f}"
                                              for k in cols) + f"   activity {float(a.mean()):.3g}")
     p = ds["switch_selectivity"].mean("seed")
     lines.append("  LPL x-selectivity vs switch p: " + ", ".join(f"p={float(q):.2g}: {float(v):.3f}"
@@ -281,7 +281,7 @@ def figure(ds: xr.Dataset):
     for c in ds["condition"].values:
         for a, var in ((ax[0], "x_selectivity"), (ax[1], "x_alignment")):
             v = ds[var].sel(condition=c)
-            m, s = v.mean("seed").values, v.std("seed").values
+            m, s = v.mean("seed").values, v.std("seed", ddof=1).values
             a.plot(sig, m, STYLES.get(c, "-"), color=COLOURS.get(c), label=LONG_NAMES.get(c, c))
             a.fill_between(sig, m - s, m + s, color=COLOURS.get(c), alpha=0.2)
     for a, t, yl in ((ax[0], "x-selectivity after training", "x-selectivity [1]"),
@@ -298,7 +298,7 @@ def figure(ds: xr.Dataset):
         if c == "oja":
             continue
         v = ds["activity_trace"].sel(condition=c).isel(sigma_y=j)
-        m, s = v.mean("seed").values, v.std("seed").values
+        m, s = v.mean("seed").values, v.std("seed", ddof=1).values
         ax[2].plot(steps, m, STYLES.get(c, "-"), color=COLOURS.get(c), label=LONG_NAMES.get(c, c))
         ax[2].fill_between(steps, m - s, m + s, color=COLOURS.get(c), alpha=0.2)
     ax[2].set_yscale("log")
@@ -308,7 +308,7 @@ def figure(ds: xr.Dataset):
     outside_legend(ax[2])
     p = ds["switch_p"].values
     v = ds["switch_selectivity"]
-    m, s = v.mean("seed").values, v.std("seed").values
+    m, s = v.mean("seed").values, v.std("seed", ddof=1).values
     ax[3].plot(p, m, "o-", color=COLOURS["lpl"], label="LPL")
     ax[3].fill_between(p, m - s, m + s, color=COLOURS["lpl"], alpha=0.2)
     ax[3].set_xlabel("cluster-switch probability p [1]")
