@@ -133,21 +133,28 @@ def swap_runs():
     return out
 
 
+def _effects(runs):
+    """Per seed and position: the selectivity drop with swapped exposure minus the drop with normal exposure,
+    from the same readout (the drift that both share, from the Hebbian term on 96 responses, cancels)."""
+    return {p: np.array([_drop(a, p) - _drop(b, p) for a, b in zip(runs[True], runs[False])])
+            for p in ("swap", "nonswap", "control")}
+
+
 def test_swap_exposure_degrades_selectivity_at_the_swap_position_only(swap_runs):
-    runs = swap_runs[True]
-    gap = np.array([_drop(c, "swap") - max(_drop(c, "control"), _drop(c, "nonswap")) for c in runs])
-    assert gap.min() > 0.03                              # every seed: swap position drops more
-    assert gap.mean() > 2 * gap.std()                    # beyond the seed-to-seed spread
-    p_gap = np.array([c["p_swap"][0] - c["n_swap"][0] - (c["p_swap"][-1] - c["n_swap"][-1]) for c in runs])
-    assert p_gap.min() > 0                               # P and N responses move towards each other
+    eff = _effects(swap_runs)
+    assert eff["swap"].min() > 0.1                       # every seed: the swap costs > 10 % of the selectivity
+    gap = eff["swap"] - np.maximum(eff["nonswap"], eff["control"])
+    assert gap.min() > 0.02                              # ... more than at the other positions, every seed
+    ctl = eff["swap"] - eff["control"]
+    assert ctl.mean() > 2 * ctl.std(ddof=1)              # beyond the seed-to-seed spread
 
 
 def test_normal_exposure_leaves_the_swap_position_alone(swap_runs):
-    # the switch under test: without swapped pairs the swap position behaves like the others
-    off = np.array([_drop(c, "swap") - max(_drop(c, "control"), _drop(c, "nonswap")) for c in swap_runs[False]])
-    on = np.array([_drop(c, "swap") - max(_drop(c, "control"), _drop(c, "nonswap")) for c in swap_runs[True]])
-    assert np.abs(off).max() < 0.03
-    assert (on - off).mean() > 3 * max((on - off).std(), 1e-3)
+    # the switch under test: without swapped pairs the swap position changes as the non-swap one does
+    d = np.array([_drop(c, "swap") - _drop(c, "nonswap") for c in swap_runs[False]])
+    assert np.abs(d).max() < 0.08
+    d_on = np.array([_drop(c, "swap") - _drop(c, "nonswap") for c in swap_runs[True]])
+    assert (d_on - d).min() > 0.02
 
 
 def test_swap_config_rejects_bad_positions():
@@ -167,7 +174,7 @@ def test_cli_bad_input_is_one_line_exit_2(tmp_path, capsys):
     assert main(["experiment", "lpl-fig2", "--set", "steps=0", "--out", str(tmp_path / "a.nc")]) == 2
     assert capsys.readouterr().err.count("\n") == 1
     assert main(["experiment", "lpl-fig2", "--figure", str(tmp_path / "a.pdf"), "--out", str(tmp_path / "a.nc")]) == 2
-    assert not (tmp_path / "a.nc").exists()
+    assert capsys.readouterr().err.count("\n") == 1 and not (tmp_path / "a.nc").exists()
     assert main(["experiment", "lpl-fig4", "--set", "top=20", "--out", str(tmp_path / "b.nc")]) == 2
     assert capsys.readouterr().err.count("\n") == 1 and not (tmp_path / "b.nc").exists()
 
