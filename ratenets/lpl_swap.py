@@ -97,6 +97,7 @@ class SwapConfig:
         if any(not 0 <= p < self.slots for p in pos) or len(set(pos)) != 3:
             raise ConfigError(f"top, centre and bottom must be three different cells in 0..{self.slots - 1}, "
                               f"got {pos}")
+        LPL.preset(self.dataset)  # an unknown or unsupported dataset: one ConfigError before any work
         if self.readout_images < 0 or self.readout_images == 1:
             raise ConfigError(f"readout_images must be 0 (all) or >= 2, got {self.readout_images}")
         if self.readout_batch_size < 2:

@@ -177,6 +177,8 @@ def test_cli_bad_input_is_one_line_exit_2(tmp_path, capsys):
     assert capsys.readouterr().err.count("\n") == 1 and not (tmp_path / "a.nc").exists()
     assert main(["experiment", "lpl-fig4", "--set", "top=20", "--out", str(tmp_path / "b.nc")]) == 2
     assert capsys.readouterr().err.count("\n") == 1 and not (tmp_path / "b.nc").exists()
+    assert main(["experiment", "lpl-fig4", "--set", "dataset=foo", "--out", str(tmp_path / "b.nc")]) == 2
+    assert "unknown dataset" in capsys.readouterr().err and not (tmp_path / "b.nc").exists()
 
 
 def test_cli_lpl_fig2_writes_netcdf_and_figure(tmp_path, capsys):
