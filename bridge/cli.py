@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "plot": "bridge.commands.plot",
     "export": "bridge.commands.export",
     "sweep": "bridge.commands.sweep",
+    "experiment": "bridge.commands.experiment",
 }
 
 
