@@ -15,3 +15,26 @@ def test_lastupdate_moves_to_the_next_runs_clock_and_nothing_else_moves():
         np.testing.assert_array_equal(out[key], state[key])
     # the decay a trace sees at the next run's time t is exp(-(t - lastupdate) / tau) <= 1 for every t >= 0
     assert np.all(np.exp(-(0.0 - out["ie.lastupdate"]) / 0.02) <= 1.0)
+
+
+def test_code_hash_ignores_the_order_of_clock_initialisations_only():
+    from spiking.standalone import canonical_main
+
+    a = "int main() {\n  _array_b_clock_t[0] = 0.0;\n  _array_a_clock_t[0] = 0.0;\n  run_x();\n  run_y();\n}"
+    b = "int main() {\n  _array_a_clock_t[0] = 0.0;\n  _array_b_clock_t[0] = 0.0;\n  run_x();\n  run_y();\n}"
+    c = "int main() {\n  _array_a_clock_t[0] = 0.0;\n  _array_b_clock_t[0] = 0.0;\n  run_y();\n  run_x();\n}"
+    assert canonical_main(a) == canonical_main(b)
+    assert canonical_main(b) != canonical_main(c)  # the order of everything else is the program
+
+
+def test_builds_use_canonical_run_time_values():
+    import dataclasses
+
+    from spiking.experiments import lpl_network as ln
+
+    a = ln.canonical_runtime(ln.effective(ln.Config(duration_s=5, condition="pred-off", eta=3e-3,
+                                                    plasticity_start_s=1800)))
+    b = ln.canonical_runtime(ln.effective(ln.Config(duration_s=5, condition="hebb-off", zeta=0.0)))
+    fields = ("eta", "lam", "phi", "zeta", "plasticity_start_s", "istdp_during_priming")
+    assert all(getattr(a, f) == getattr(b, f) for f in fields)
+    assert dataclasses.replace(a, condition="lpl", duration_s=1) == dataclasses.replace(b, condition="lpl", duration_s=1)

@@ -102,6 +102,19 @@ RUNTIME_FIELDS = ("condition", "duration_s", "segment_s", "eta", "lam", "phi", "
 CONDITIONS = ("lpl", "pred-off", "hebb-off", "inhib-off", "inhib-fixed")
 
 
+def canonical_runtime(eff: Config) -> Config:
+    """``eff`` with its run-time learning values at the defaults: what a standalone build compiles.
+
+    The binary receives every one of them on its command line at every run (:func:`run_values`); building with
+    fixed values keeps them out of the generated ``main.cpp``, so a build made for one condition or learning
+    rate has the same generated code as one made for another (the code-hash reuse of
+    :func:`spiking.standalone.build`).
+    """
+    defaults = {f.name: f.default for f in dataclasses.fields(Config)}
+    return dataclasses.replace(eff, **{k: defaults[k] for k in ("eta", "lam", "phi", "zeta", "plasticity_start_s",
+                                                                "istdp_during_priming")})
+
+
 def compiled_fields(cfg: Config) -> dict:
     """The fields of the effective config compiled into the binary (the cache key); n_inh is the condition's."""
     eff = effective(cfg)
@@ -382,8 +395,8 @@ def _simulate_standalone(cfg: Config, *, seed: int, build_root, progress: bool, 
     pops = _pops(eff)
     t_rec = max(0.0, cfg.duration_s - cfg.record_last_s)
 
-    def construct():
-        return _construct(eff, weight_monitors=False)[:4]
+    def construct():  # built with canonical run-time values: the generated code is the same for every value
+        return _construct(canonical_runtime(eff), weight_monitors=False)[:4]
 
     if binary is None:
         binary = standalone.build("lpl-network", compiled_fields(cfg), construct, dt_ms=cfg.dt_ms,
