@@ -204,9 +204,10 @@ def main(argv=None) -> int:
     if args.child:
         _child(args)
         return 0
-    print(f"# Fig. 5 LPL network, scale {args.scale}, {args.duration:g} s of learning timed after {args.priming:g} s "
-          f"of priming (cpp_standalone); load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs, "
-          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
+    what = (f"{args.duration:g} s of learning continued from --from-run" if args.from_run else
+            f"{args.duration:g} s of learning timed after {args.priming:g} s of priming (cpp_standalone)")
+    print(f"# Fig. 5 LPL network, scale {args.scale}, {what}; load average {os.getloadavg()[0]:.2f} on "
+          f"{os.cpu_count()} CPUs, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
     print(f"{'device':16s} {'thr':>3s} {'build_s':>8s} {'wall_s':>8s} {'RTF':>7s} {'us/step':>8s} "
           f"{'peak_MB':>8s} {'E_Hz':>6s} {'I_Hz':>6s} {'syn_upd/s':>10s} {'full protocol':>14s} {'RTF_prime':>9s}")
     if args.auryn_dir and not os.access(os.path.join(args.auryn_dir, "sim_lpl_spiking"), os.X_OK):
