@@ -372,6 +372,8 @@ def test_silent_layer_stops_naming_layer_and_epoch_and_keeps_finished_epochs(tmp
     with pytest.raises(SilentLayerError, match=r"layer conv2 .* epoch 2") as e:
         fit(Silenced, _lpl(epochs=3), _data(), RunContext(dataset="synthetic", out=out))
     assert isinstance(e.value, DivergenceError)
+    msg = str(e.value)  # the advice names the settings in force
+    assert "lower threshold (now " in msg and "raise timesteps (now " in msg and "layer below fires" in msg
     ds = xr.open_dataset(out)
     assert ds.sizes["epoch"] == 1 and float(ds["train_firing_rate"].sel(layer="conv2").isel(epoch=0)) > 0
 

@@ -462,6 +462,20 @@ def _layer_da(values: np.ndarray, names: list[str], long_name: str, units: str) 
                         attrs={"long_name": long_name, "units": units})
 
 
+def silence_advice(cfg: SpikingFields, layer: int) -> str:
+    """What to change when layer ``layer`` is silent, naming the settings in force (one sentence)."""
+    tips = [f"lower threshold (now {cfg.threshold:g}; snntorch's default 1)",
+            f"raise timesteps (now {cfg.timesteps})"]
+    if cfg.reset_mechanism != "subtract":
+        tips.append(f"use reset_mechanism=subtract (now {cfg.reset_mechanism})")
+    if layer == 0 and cfg.encoding != "direct":
+        tips.append(f"raise encoding_gain (now {cfg.encoding_gain:g}, encoding {cfg.encoding}) or use encoding=direct")
+    elif layer > 0:
+        tips.append("check that the layer below fires (train_firing_rate of the finished epochs)")
+    tips.append(f"or use a surrogate with a wider support (now {cfg.surrogate})")
+    return "Try: " + "; ".join(tips)
+
+
 def epoch_firing_rates(encoder: nn.Module, epoch: int) -> dict[str, xr.DataArray]:
     """Training firing rates of the epoch just run (``{}`` for rate units); resets the training counts.
 
@@ -478,11 +492,12 @@ def epoch_firing_rates(encoder: nn.Module, epoch: int) -> dict[str, xr.DataArray
     st = firing_stats(encoder, training=True)
     for b in (b for _, b in blocks):
         b.counts[True] = [None, 0]
-    for name, n in zip(names, st["spikes"]):
+    cfg = getattr(encoder, "neurons", None)
+    for k, (name, n) in enumerate(zip(names, st["spikes"])):
         if n == 0:
             raise SilentLayerError(f"spiking layer {name} emitted no spike in training epoch {epoch}: it is silent "
-                                   "and cannot learn; stopped (the finished epochs are kept). Lower threshold, "
-                                   "raise encoding_gain or timesteps, or use a surrogate with a wider support")
+                                   "and cannot learn; stopped (the finished epochs are kept). "
+                                   + (silence_advice(cfg, k) if cfg is not None else ""))
     return {"train_firing_rate": _layer_da(st["rate"], names, "mean spikes per neuron per time step during the "
                                            "training epoch", "1")}
 
