@@ -16,12 +16,18 @@ A ratespike spiking file (``ratespike spike ...``) maps onto NWB as follows:
   A variable with fewer samples in time than elements (e.g. 5000 synapses at two snapshot times) is a table
   instead, one row per element with a ``values`` column (element, time) and its sample times in
   ``<name>_time``: NWB expects time on the first, longest axis of a TimeSeries.
+- **one value per element, no time axis** (song-stdp's initial and final weight of every synapse, the window
+  rate of every neuron): one table ``per_<dimension>`` per dimension (in "weights" when every variable is a
+  weight ``w_*``, else in "recorded"), and the run's single-valued results (song-stdp's post rate) in the
+  table ``scalars`` of "recorded".
 - **subject**: the simulated network (``subject_id`` names experiment and seed; no species; ``sex`` "O",
   other; ``date_of_birth`` the start of the simulation, which is the session start).
 - **processing module "ratespike"**: the full run config, one row per field (value as JSON), and the file's
   provenance attributes (versions, seed, timing); the config JSON is also the NWB file's ``notes``.
 
 Rate-network results (``ratespike train``) stay NetCDF: NWB has no place for per-epoch learning curves.
+So do stdp-protocol runs (:data:`NO_SPIKE_TRAINS`): they hold a weight-change curve over the spike timing of
+an imposed pairing schedule, no recorded spike trains; export refuses them in one line saying so.
 """
 from __future__ import annotations
 
@@ -38,6 +44,12 @@ from bridge.errors import ConfigError, ResultsFileError
 
 #: global attributes of a spiking file copied to the provenance table
 _PROVENANCE_SKIP = ("config",)
+#: spiking experiments whose files hold no recorded spike trains, and why (NWB export refuses them)
+NO_SPIKE_TRAINS = {
+    "stdp-protocol": "it holds the weight change dw against the pre/post spike timing delta_t of an imposed "
+                     "pairing schedule, not recorded spike trains, so an NWB units table would be empty "
+                     "(NWB export takes runs with spike trains: lpl-network, song-stdp)",
+}
 
 
 def spike_populations(ds: xr.Dataset) -> list[str]:
@@ -53,8 +65,12 @@ def check_exportable(ds: xr.Dataset, name: str) -> None:
         raise ResultsFileError(
             f"{name!r} is a {kind or 'non-spiking'} results file, not a spiking run; NWB export is for "
             "'ratespike spike' files (rate-network results stay NetCDF)")
+    if ds.attrs.get("experiment") in NO_SPIKE_TRAINS:
+        raise ResultsFileError(f"{name!r} is a {ds.attrs['experiment']} run: "
+                               f"{NO_SPIKE_TRAINS[ds.attrs['experiment']]}; it stays NetCDF")
     if not spike_populations(ds):
-        raise ResultsFileError(f"{name!r} holds no spike_time_<population> variables to export")
+        raise ResultsFileError(f"{name!r} holds no spike_time_<population> / spike_neuron_<population> variables "
+                               "(recorded spike trains) to export")
 
 
 def _start_time(ds: xr.Dataset) -> _dt.datetime:
@@ -206,6 +222,33 @@ def build_nwbfile(ds: xr.Dataset, groups: dict[str, xr.Dataset] | None = None, s
         else:
             for obj in _time_resolved(name, da, t, _describe(da, name)):
                 (weights if name.startswith("w_") else recorded).add(obj)
+    # per-element variables without a time axis (song-stdp's initial and final weight of every synapse, the
+    # window rate of every neuron, ...): one table per dimension; scalars: one table of name, value, unit
+    per_dim: dict[str, list[str]] = {}
+    scalars: list[str] = []
+    for name, da in ds.data_vars.items():
+        if name in used or name.startswith("spike_") or da.dtype.kind not in "fiu":
+            continue
+        if da.ndim == 0:
+            scalars.append(name)
+        elif da.ndim == 1 and _time_axis(ds, da.dims[0]) is None:
+            per_dim.setdefault(da.dims[0], []).append(name)
+    for dim, names in per_dim.items():
+        cols = [VectorData(name=dim, description=f"index along {dim}",
+                           data=np.arange(ds.sizes[dim], dtype=np.int64))]
+        cols += [VectorData(name=n, description=f"{ds[n].attrs.get('long_name', n)} "
+                            f"[{ds[n].attrs.get('units', 'n.a.')}]", data=np.asarray(ds[n].values)) for n in names]
+        mod = weights if all(n.startswith("w_") for n in names) else recorded
+        mod.add(DynamicTable(name=f"per_{dim}", description=f"variables with one value per {dim}: "
+                             + ", ".join(names), columns=cols))
+    if scalars:
+        recorded.add(DynamicTable(name="scalars", description="single-valued results of the run", columns=[
+            VectorData(name="variable", description="variable name", data=scalars),
+            VectorData(name="value", description="value", data=[float(ds[n].values) for n in scalars]),
+            VectorData(name="unit", description="unit of the value",
+                       data=[str(ds[n].attrs.get("units", "n.a.")) for n in scalars]),
+            VectorData(name="long_name", description="what the value is",
+                       data=[str(ds[n].attrs.get("long_name", n)) for n in scalars])]))
     for mod in (weights, recorded):
         if len(mod.data_interfaces):
             nwb.add_processing_module(mod)

@@ -21,7 +21,7 @@ from bridge.errors import DivergenceError
 from ratenets.data import make_synthetic
 from ratenets.encoders.patches import ConvBlock, extract_patches, pooled
 from ratenets.encoders.spiking import (SilentLayerError, SpikingBlock, SpikingFields, encode, make_neuron,
-                                       readout, spiking_block)
+                                       readout, spike_max_pool, spiking_block)
 from ratenets.rules.clapp import PatchCPCConfig, hinge_loss, sample_pairs, three_factor_grads
 from ratenets.rules.clapp import CLAPP
 from ratenets.rules.lpl import LPL, LPLConfig
@@ -87,6 +87,72 @@ def test_snntorch_neurons_follow_the_documented_lif_equations(neuron, reset):
     block = SpikingBlock(torch.nn.Identity(), False, cfg).double()
     np.testing.assert_array_equal(block.run(cur).numpy(), s_ref)
     np.testing.assert_array_equal(block.run(cur).numpy(), s_ref)  # no state carried over between calls
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_spike_max_pool_has_max_pool2d_gradient_and_keeps_one_byte_per_input(dtype):
+    """The pool of the spiking blocks: forward and backward bitwise those of ``max_pool2d`` on 0/1 spike maps
+    (ties everywhere, all-zero windows included), with a sixth of the bytes saved for backward."""
+    g = torch.Generator().manual_seed(0)
+    s = (torch.rand(4, 3, 8, 8, generator=g) < 0.3).to(dtype)
+    s[0, 0, :2, :2] = 0  # an all-zero window: max_pool2d sends the gradient to its first element
+    s[0, 1, :2, :2] = 1  # an all-one window
+    grad = torch.randn(4, 3, 4, 4, generator=g, dtype=dtype)
+    saved = {}
+
+    def run(fn, key):
+        x = s.clone().requires_grad_(True)
+
+        def pack(t):
+            saved[key] = saved.get(key, 0) + t.untyped_storage().nbytes()
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            y = fn(x)
+        (gx,) = torch.autograd.grad(y, x, grad)
+        return y, gx
+
+    y_ref, g_ref = run(lambda x: torch.nn.functional.max_pool2d(x, 2), "max_pool2d")
+    y, gx = run(spike_max_pool, "spike")
+    assert torch.equal(y, y_ref) and torch.equal(gx, g_ref)
+    assert float(gx.abs().sum()) > 0
+    # max_pool2d: the float input and int64 indices; spike_max_pool: one bool per input element
+    assert saved["spike"] == s.numel()
+    assert saved["max_pool2d"] == s.numel() * s.element_size() + s.numel() // 4 * 8
+    with torch.no_grad():  # no graph: plain max_pool2d, nothing saved
+        assert torch.equal(spike_max_pool(s), y_ref)
+
+
+@pytest.mark.parametrize("spike_output", ["rate", "count", "filtered"])
+@pytest.mark.parametrize("neuron, pool", [("lif", True), ("synaptic", False)])
+def test_forward_local_is_the_readout_of_forward_without_the_spike_train_graph(spike_output, neuron, pool):
+    """Layer-local blocks sum their readout step by step and hand the next block a detached bool spike train:
+    the same readout and gradient as ``readout(block(x))`` (bitwise for count and rate), the same spikes."""
+    cfg = _lif(neuron=neuron, timesteps=6, threshold=0.4, spike_output=spike_output, encoding="rate")
+    torch.manual_seed(0)
+    block = spiking_block(ConvBlock(2, 5, pool=pool), cfg)
+    x = encode(torch.rand(3, 2, 6, 6), cfg)
+    grads = []
+    for local in (False, True):
+        block.zero_grad()
+        if local:
+            z, nxt = block.forward_local(x)
+        else:
+            out = block(x)
+            z, nxt = readout(out, cfg), out.detach()
+        (z * torch.linspace(-1, 1, z.numel()).reshape(z.shape)).sum().backward()
+        grads.append((z.detach(), nxt, block.conv.weight.grad.clone()))
+    (z0, s0, g0), (z1, s1, g1) = grads
+    assert s1.dtype == torch.bool and not s1.requires_grad and torch.equal(s1.to(s0.dtype), s0)
+    assert float(s0.sum()) > 0 and float(g0.abs().sum()) > 0
+    if spike_output == "filtered":
+        torch.testing.assert_close(z1, z0)
+        torch.testing.assert_close(g1, g0)
+    else:
+        assert torch.equal(z1, z0) and torch.equal(g1, g0)
+    # the next block takes the bool train as the float one
+    nxt_block = spiking_block(ConvBlock(5, 3, pool=False), cfg)
+    assert torch.equal(nxt_block(s1), nxt_block(s0))
 
 
 def test_reset_matters():
@@ -306,6 +372,8 @@ def test_silent_layer_stops_naming_layer_and_epoch_and_keeps_finished_epochs(tmp
     with pytest.raises(SilentLayerError, match=r"layer conv2 .* epoch 2") as e:
         fit(Silenced, _lpl(epochs=3), _data(), RunContext(dataset="synthetic", out=out))
     assert isinstance(e.value, DivergenceError)
+    msg = str(e.value)  # the advice names the settings in force
+    assert "lower threshold (now " in msg and "raise timesteps (now " in msg and "layer below fires" in msg
     ds = xr.open_dataset(out)
     assert ds.sizes["epoch"] == 1 and float(ds["train_firing_rate"].sel(layer="conv2").isel(epoch=0)) > 0
 

@@ -74,9 +74,10 @@ def test_demo_leaves_netcdf_and_png_files_and_compares_everything(fake_spiking, 
     import json
 
     cfgs = {n: json.loads(r.attrs["config"]) for n, r in runs.items()}
-    for key in ("encoder", "mlp_hidden", "views", "probe_train_images", "probe_epochs"):
+    for key in ("encoder", "mlp_hidden", "views", "probe", "probe_train_images", "probe_epochs"):
         assert cfgs["lpl"][key] == cfgs["bp"][key] == cfgs["random_init"][key] == cfgs["pixels"][key], key
     assert cfgs["bp"]["objective"] == "supervised" and cfgs["bp"]["end_to_end"]
+    assert cfgs["lpl"]["probe"] == "eval_py"  # the official probe, where LPL's margin exceeds the seed spread
     reps = {n: open_group(out / f"{n}.nc", "representations/fc1") for n in ("lpl", "bp", "random_init")}
     np.testing.assert_array_equal(reps["lpl"]["label"].values, reps["bp"]["label"].values)
     cka = open_run(out / "compare_lpl_bp_cka.nc")["cka"]

@@ -93,3 +93,63 @@ def test_bad_input_is_one_line_exit_2(spike_file, tmp_path, capsys):
         assert err.count("\n") == 1 and err.startswith("ratespike: error:"), err
     assert spike_file.read_bytes() == before  # the input is untouched
     assert not (tmp_path / "x.nwb").exists()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the other spiking experiments: song-stdp exports, stdp-protocol is refused with its reason
+
+@pytest.fixture(scope="module")
+def song_file(tmp_path_factory):
+    """A short Song-Miller-Abbott run on the runtime device (numpy target): 400 inputs at 40 Hz onto one neuron."""
+    from bridge.io import write_run
+    from spiking.experiments import song_stdp
+
+    cfg = song_stdp.Config(duration_s=0.2, dt_ms=0.5, n_inputs=400, input_rate_hz=40.0, snapshot_s=0.05)
+    ds, groups = song_stdp.simulate(cfg, seed=1, device="runtime", codegen="numpy")
+    assert ds["spike_time_post"].size > 0  # the neuron fired: the units table has spikes to carry
+    return write_run(ds, tmp_path_factory.mktemp("song") / "song.nc", groups=groups)
+
+
+def test_song_stdp_exports_its_spikes_weights_and_rate(song_file, tmp_path):
+    from bridge.cli import main
+    from bridge.io import open_run
+
+    out = tmp_path / "song.nwb"
+    assert main(["export", str(song_file), "--format", "nwb", "--out", str(out)]) == 0
+    ds = open_run(song_file)
+    with pynwb.NWBHDF5IO(str(out), "r") as io:
+        nwb = io.read()
+        units = nwb.units.to_dataframe()
+        assert list(units["population"]) == ["post"]
+        np.testing.assert_array_equal(np.asarray(units["spike_times"].iloc[0]), np.sort(ds["spike_time_post"].values))
+        syn = nwb.processing["weights"]["per_synapse"].to_dataframe()
+        np.testing.assert_array_equal(syn["w_final"].values, ds["w_final"].values)
+        np.testing.assert_array_equal(syn["w_initial"].values, ds["w_initial"].values)
+        assert "w_hist" in nwb.processing["weights"].data_interfaces
+        sc = nwb.processing["recorded"]["scalars"].to_dataframe().set_index("variable")
+        assert sc.loc["post_rate", "value"] == pytest.approx(float(ds["post_rate"]))
+        assert sc.loc["post_rate", "unit"] == "Hz"
+    nwbinspector = pytest.importorskip("nwbinspector", reason="nwbinspector not installed (pip install '.[test]')")
+    msgs = list(nwbinspector.inspect_nwbfile(nwbfile_path=str(out)))
+    bad = [m for m in msgs if m.importance.name in ("CRITICAL", "PYNWB_VALIDATION", "ERROR")]
+    assert not bad, [f"{m.importance.name}: {m.check_function_name}: {m.message}" for m in bad]
+
+
+def test_stdp_protocol_is_refused_in_one_line_with_the_reason(tmp_path, capsys):
+    """An stdp-protocol file (dw over delta_t, as stdp_protocol.simulate_conditions writes it) has no spike
+    trains: export says so and why, exit 2, writes nothing."""
+    import xarray as xr
+
+    from bridge.cli import main
+    from bridge.io import provenance, write_run
+
+    ds = xr.Dataset({"dw": ("delta_t", [0.1, -0.05]), "w": ("delta_t", [0.55, 0.475]),
+                     "post_spike_count": ((), 100.0)},
+                    coords={"delta_t": ("delta_t", [-10.0, 10.0], {"units": "ms"})},
+                    attrs=provenance(kind="spike", config_json="{}", seed=0,
+                                     extra={"experiment": "stdp-protocol", "simulated_time_s": 200.0}))
+    src = write_run(ds, tmp_path / "stdp.nc")
+    assert main(["export", str(src), "--format", "nwb", "--out", str(tmp_path / "stdp.nwb")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "stdp-protocol run" in err and "not recorded spike trains" in err, err
+    assert not (tmp_path / "stdp.nwb").exists()

@@ -197,12 +197,54 @@ def readout(spikes: torch.Tensor, cfg: SpikingFields) -> torch.Tensor:
         return spikes.sum(0)
     if cfg.spike_output == "rate":
         return spikes.mean(0)
-    T = spikes.shape[0]
     if cfg.beta >= 1.0:
         return spikes.mean(0)  # no decay: the filter is the plain average
-    w = cfg.beta ** torch.arange(T - 1, -1, -1, dtype=spikes.dtype, device=spikes.device)  # beta^(T-1-t)
-    w = w * ((1 - cfg.beta) / (1 - cfg.beta ** T))  # r[T] / (1 - beta^T): weights sum to 1
+    w = readout_weights(spikes.shape[0], cfg, spikes.dtype, spikes.device)
     return torch.tensordot(w, spikes, dims=([0], [0]))
+
+
+def readout_weights(T: int, cfg: SpikingFields, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """Weights over the ``T`` steps of the ``filtered`` readout, ``(1 - beta) beta^(T-1-t) / (1 - beta^T)``
+    (summing to 1; the plain average when ``beta >= 1``)."""
+    if cfg.beta >= 1.0:
+        return torch.full((T,), 1.0 / T, dtype=dtype, device=device)
+    w = cfg.beta ** torch.arange(T - 1, -1, -1, dtype=dtype, device=device)  # beta^(T-1-t)
+    return w * ((1 - cfg.beta) / (1 - cfg.beta ** T))  # r[T] / (1 - beta^T): weights sum to 1
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# max-pooling of spikes, with a one-byte copy of its input kept for backward
+
+class _SpikeMaxPool(torch.autograd.Function):
+    """``max_pool2d(s, 2)`` of a binary spike map whose backward equals ``max_pool2d``'s, bit for bit.
+
+    ``max_pool2d`` keeps its float input (4 bytes per element) and int64 argmax indices (8 bytes per output,
+    2 per input element) for backward; over ``T`` steps this is most of a spiking conv block's graph. Spikes are
+    0 or 1 (snntorch's Heaviside times ``graded_spikes_factor`` 1), so a ``bool`` copy (1 byte) holds the
+    same information: backward rebuilds the float map from it and runs ``max_pool2d``'s own backward on it,
+    which recomputes the same argmax (same values, same deterministic kernel) and routes the gradient to it.
+    """
+
+    @staticmethod
+    def forward(ctx, s: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(s.to(torch.bool))
+        ctx.dtype = s.dtype
+        return nn.functional.max_pool2d(s, 2)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        (b,) = ctx.saved_tensors
+        with torch.enable_grad():
+            s = b.to(ctx.dtype).requires_grad_(True)
+            (g,) = torch.autograd.grad(nn.functional.max_pool2d(s, 2), s, grad)
+        return g
+
+
+def spike_max_pool(s: torch.Tensor) -> torch.Tensor:
+    """2x2 max-pooling of a spike map (0/1 values), storing one byte per input element for backward."""
+    if not s.requires_grad or not torch.is_grad_enabled():
+        return nn.functional.max_pool2d(s, 2)
+    return _SpikeMaxPool.apply(s)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -239,33 +281,52 @@ class SpikingBlock(nn.Module):
     def synapse(self) -> nn.Module:
         return self.conv if hasattr(self, "conv") else self.fc
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _currents(self, x: torch.Tensor) -> tuple[torch.Tensor, ...] | list[torch.Tensor]:
+        """Per-step synaptic currents of an input train ``(T, B, ...)`` (float, or ``bool`` spikes)."""
         T, B = x.shape[:2]
+        if x.dtype == torch.bool:  # a detached spike train from forward_local of the block below
+            x = x.to(self.synapse.weight.dtype)
         if self.flatten:
             x = x.flatten(2)  # (T, B, C*H*W)
         if T > 1 and x.stride(0) == 0:  # direct encoding: the same current at every step, computed once
             c0 = self.synapse(x[0])
-            steps: tuple[torch.Tensor, ...] | list[torch.Tensor] = [c0] * T  # gradients accumulate in one buffer
-        else:
-            c = self.synapse(x.reshape(T * B, *x.shape[2:]))  # all steps in one batched call
-            steps = c.reshape(T, B, *c.shape[1:]).unbind(0)
-        pool = (lambda s: nn.functional.max_pool2d(s, 2)) if self.pool else None
-        return self.run(steps, pool)  # (T, B, C, H', W') or (T, B, M)
+            return [c0] * T  # gradients accumulate in one buffer
+        c = self.synapse(x.reshape(T * B, *x.shape[2:]))  # all steps in one batched call
+        return c.reshape(T, B, *c.shape[1:]).unbind(0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Spike train ``(T, B, C, H', W')`` or ``(T, B, M)``, differentiable (end-to-end BPTT, evaluation)."""
+        return self.run(self._currents(x), spike_max_pool if self.pool else None)
+
+    def forward_local(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Layer-local forward: ``(readout, spikes)``; only the readout carries a graph.
+
+        ``readout`` equals ``readout(self(x), cfg)`` (bitwise for the ``count`` and ``rate`` outputs, whose
+        sums of 0/1 spikes are exact; ``filtered`` to rounding), with the same gradient. It is summed step by
+        step, so no differentiable ``(T, ...)`` spike train is built; ``spikes`` is the detached train as
+        ``bool`` (1 byte per spike slot instead of 4), the input of the next block (see ``_currents``).
+        A layer-local rule needs nothing else: no gradient flows back through the output spike train.
+        """
+        return self.run(self._currents(x), spike_max_pool if self.pool else None, local=True)
 
     def run(self, cur: torch.Tensor | list[torch.Tensor] | tuple[torch.Tensor, ...],
-            post: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+            post: Callable[[torch.Tensor], torch.Tensor] | None = None, local: bool = False):
         """The neuron over time from rest: currents ``(T, B, ...)`` -> spikes ``(T, B, ...)``.
 
         ``cur`` is a tensor or a sequence of per-step currents; ``post`` (the max-pool) is applied step by
         step, so no full-resolution ``(T, ...)`` tensor is kept for backward or built by it. Spikes are counted
-        before ``post``.
+        before ``post``. ``local=True``: returns ``(readout, detached bool spikes)`` (:meth:`forward_local`).
         """
         steps = cur.unbind(0) if isinstance(cur, torch.Tensor) else cur  # one node; cur[t] would allocate T grads
+        T = len(steps)
         zero = torch.zeros_like(steps[0])
-        out = []
+        out: list[torch.Tensor] = []
         syn, mem = zero, zero
         count = None
-        for c in steps:
+        acc, buf, weights = None, None, None
+        if local and self.cfg.spike_output == "filtered":
+            weights = readout_weights(T, self.cfg, steps[0].dtype, steps[0].device)
+        for t, c in enumerate(steps):
             if self.cfg.neuron == "synaptic":
                 spk, syn, mem = self.neuron(c, syn, mem)
             else:
@@ -274,9 +335,20 @@ class SpikingBlock(nn.Module):
             with torch.no_grad():
                 n = spk.sum(dim=[d for d in range(spk.ndim) if d != 1])  # (C,) spikes per unit
                 count = n if count is None else count + n
-            out.append(spk if post is None else post(spk))
-        self._count(count, len(steps) * (steps[0].numel() // steps[0].shape[1]))
-        return torch.stack(out)
+            o = spk if post is None else post(spk)
+            if not local:
+                out.append(o)
+                continue
+            if buf is None:
+                buf = torch.empty((T, *o.shape), dtype=torch.bool, device=o.device)
+            buf[t] = o.detach()  # spikes are 0 or 1: bool is exact
+            term = o if weights is None else o * weights[t]
+            acc = term if acc is None else acc + term
+        self._count(count, T * (steps[0].numel() // steps[0].shape[1]))
+        if not local:
+            return torch.stack(out)
+        assert acc is not None and buf is not None
+        return (acc / T if self.cfg.spike_output == "rate" else acc), buf
 
     def step_response(self, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Response to one step (``T = 1``) of pre-activation ``a`` from rest, and its surrogate derivative.
@@ -326,6 +398,18 @@ class TimeSteps:
     def readout(self, h: torch.Tensor) -> torch.Tensor:
         """What the rule sees of a block output: ``h`` itself, or the readout over time of a spike train."""
         return h if self.neurons is None else readout(h, self.neurons)
+
+    def local_forward(self, block: nn.Module, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One block of a layer-local rule on the detached input ``h``: ``(what the rule sees, next input)``.
+
+        Rate units: the block output and its detached copy (same storage). Spiking blocks:
+        :meth:`SpikingBlock.forward_local` (the readout with this block's graph only, and the detached spike
+        train as ``bool``), so no differentiable spike train over time is kept.
+        """
+        if isinstance(block, SpikingBlock):
+            return block.forward_local(h.detach())
+        out = block(h.detach())
+        return out, out.detach()
 
 
 def with_neurons(encoder: nn.Module, cfg: Any) -> nn.Module:
@@ -399,6 +483,20 @@ def check_data_parallel(cfg: Any, rule: str) -> None:
                           "of one process; use encoding 'direct' or 'latency', or run it in one process")
 
 
+def silence_advice(cfg: SpikingFields, layer: int) -> str:
+    """What to change when layer ``layer`` is silent, naming the settings in force (one sentence)."""
+    tips = [f"lower threshold (now {cfg.threshold:g}; snntorch's default 1)",
+            f"raise timesteps (now {cfg.timesteps})"]
+    if cfg.reset_mechanism != "subtract":
+        tips.append(f"use reset_mechanism=subtract (now {cfg.reset_mechanism})")
+    if layer == 0 and cfg.encoding != "direct":
+        tips.append(f"raise encoding_gain (now {cfg.encoding_gain:g}, encoding {cfg.encoding}) or use encoding=direct")
+    elif layer > 0:
+        tips.append("check that the layer below fires (train_firing_rate of the finished epochs)")
+    tips.append(f"or use a surrogate with a wider support (now {cfg.surrogate})")
+    return "Try: " + "; ".join(tips)
+
+
 def epoch_firing_rates(encoder: nn.Module, epoch: int) -> dict[str, xr.DataArray]:
     """Training firing rates of the epoch just run (``{}`` for rate units); resets the training counts.
 
@@ -415,11 +513,12 @@ def epoch_firing_rates(encoder: nn.Module, epoch: int) -> dict[str, xr.DataArray
     st = firing_stats(encoder, training=True)
     for b in (b for _, b in blocks):
         b.counts[True] = [None, 0]
-    for name, n in zip(names, st["spikes"]):
+    cfg = getattr(encoder, "neurons", None)
+    for k, (name, n) in enumerate(zip(names, st["spikes"])):
         if n == 0:
             raise SilentLayerError(f"spiking layer {name} emitted no spike in training epoch {epoch}: it is silent "
-                                   "and cannot learn; stopped (the finished epochs are kept). Lower threshold, "
-                                   "raise encoding_gain or timesteps, or use a surrogate with a wider support")
+                                   "and cannot learn; stopped (the finished epochs are kept). "
+                                   + (silence_advice(cfg, k) if cfg is not None else ""))
     return {"train_firing_rate": _layer_da(st["rate"], names, "mean spikes per neuron per time step during the "
                                            "training epoch", "1")}
 

@@ -460,11 +460,10 @@ class PatchCPCRule(SelfSupervisedRule):
         else:
             h = self.encoder.encode(patches)  # (T, n, c, p, p) spike trains for spiking encoders
             for i, block in enumerate(self.encoder.blocks):
-                out = block(h)
-                loss = self._layer_loss(i, self.encoder.readout(out), grid, shared)
+                z, h = self.encoder.local_forward(block, h)  # z: this block's readout, h: detached output
+                loss = self._layer_loss(i, z, grid, shared)
                 loss.backward()
                 losses[i] = loss.detach()
-                h = out.detach()
         distributed.sum_gradients(self.encoder.parameters())  # torchrun: the ranks' rows; W_k's are whole already
         for opt in self.opts:
             opt.step()

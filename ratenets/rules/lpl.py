@@ -437,14 +437,13 @@ class LPL(SelfSupervisedRule):
         else:
             h = self.encoder.encode(h)  # (T, 2B, C, H, W) spike trains for spiking encoders
             for i, block in enumerate(self.encoder.blocks):
-                out = block(h.detach())
-                terms = self._terms(i, self._features(i, self.encoder.readout(out)), y, shift)
+                z, h = self.encoder.local_forward(block, h)  # z: this block's readout, h: detached output
+                terms = self._terms(i, self._features(i, z), y, shift)
                 loss = self._total(terms)
                 self._check(loss, i, epoch)
                 loss.backward()  # frees this block's graph before the next block runs
                 total += float(loss.detach())
                 logged[i] = {k: float(v.detach()) for k, v in terms.items()}
-                h = out.detach()
         distributed.sum_gradients(p for g in self.opt.param_groups for p in g["params"])  # torchrun: over ranks
         self.opt.step()
         self.step_count += 1

@@ -51,15 +51,21 @@ class Config(STDPConfig):
 
 
 def simulate(cfg: Config, *, seed: int = 0, device: str = "cpp_standalone", build_root=None, threads: int = 1,
-             progress: bool = False) -> tuple[xr.Dataset, dict[str, xr.Dataset]]:
-    """Run the benchmark; the Dataset holds the weight histogram over time, final weights and post rate."""
+             progress: bool = False, codegen: str = "cython") -> tuple[xr.Dataset, dict[str, xr.Dataset]]:
+    """Run the benchmark; the Dataset holds the weight histogram over time, final weights and post rate.
+
+    The post spikes are a CF ragged array (``spike_time_post`` / ``spike_neuron_post``, one neuron), like
+    every spiking file, so ``ratespike export --format nwb`` writes them as a units table. ``codegen`` is the
+    runtime device's target (``numpy`` compiles nothing: tests).
+    """
     from brian2 import Hz, Network, NeuronGroup, PoissonGroup, SpikeMonitor, StateMonitor, mV, ms, second
 
     from spiking.devices import use_device
-    from spiking.experiments.common import run_attrs
+    from spiking.experiments.common import run_attrs, spike_variables
     from spiking.rules.stdp import stdp_synapses
 
-    with use_device(device, seed=seed, dt_ms=cfg.dt_ms, build_root=build_root, threads=threads) as dev:
+    with use_device(device, seed=seed, dt_ms=cfg.dt_ms, build_root=build_root, threads=threads,
+                    codegen=codegen) as dev:
         ns = {"e_l": cfg.e_l_mv * mV, "tau_m": cfg.tau_m_ms * ms, "e_e": cfg.e_e_mv * mV, "tau_e": cfg.tau_e_ms * ms,
               "v_thr": cfg.v_thr_mv * mV, "v_reset": cfg.v_reset_mv * mV}
         inputs = PoissonGroup(cfg.n_inputs, rates=cfg.input_rate_hz * Hz, name="inputs")
@@ -84,11 +90,12 @@ def simulate(cfg: Config, *, seed: int = 0, device: str = "cpp_standalone", buil
         hist = np.stack([np.histogram(s / 1.0, bins=edges)[0] for s in np.vstack([snaps, w[None, :]])])
         times = np.append(snap_t, cfg.duration_s)
         ds = xr.Dataset(
-            {"w_final": ("synapse", w, {"units": "1", "long_name": "final weight (leak-conductance units)"}),
+            {"w_final": ("synapse", w, {"units": "1", "long_name": "final weight of synapse k (input k onto the "
+                                                            "post neuron; leak-conductance units)"}),
              "w_initial": ("synapse", w0, {"units": "1", "long_name": "initial weight"}),
              "w_hist": (("snapshot_time", "w_bin"), hist, {"units": "1", "long_name": "synapses per weight bin"}),
              "post_rate": ((), len(post_t) / cfg.duration_s, {"units": "Hz", "long_name": "mean post rate"}),
-             "spike_time_post": ("spike_post", post_t, {"units": "s", "long_name": "post spike times"}),
+             **spike_variables("post", post_t, np.zeros(len(post_t), dtype=np.int32), 1, "the post neuron"),
              "frac_near_bounds": ((), float(np.mean((w < 0.1 * cfg.g_max) | (w > 0.9 * cfg.g_max))),
                                   {"units": "1", "long_name": "fraction of weights within 10 % of 0 or g_max"})},
             coords={"snapshot_time": ("snapshot_time", times, {"units": "s"}),
