@@ -388,7 +388,12 @@ class DPC:
         c = self.config
         clips = self.gen.clips(c.hook_clips, c.frames, np.random.default_rng([c.layout_seed, 0x400C]),
                                unexpected=True)
-        return clips.video, self._block_labels(clips.image_type)[:, -c.pred_step:]
+        labels = self._block_labels(clips.image_type)[:, -c.pred_step:]
+        for t in ("D", "U"):
+            if not (labels == TYPE_CODE[t]).any(0).all():
+                raise ConfigError(f"the {c.hook_clips} hook clips have no predicted {t} block at some prediction "
+                                  f"step (u_prob {c.u_prob}); raise hook_clips or u_prob")
+        return clips.video, labels
 
     # --- training -----------------------------------------------------------------------------------------
     def train_epoch(self, epoch: int) -> dict[str, xr.DataArray]:
@@ -502,7 +507,8 @@ class DPC:
         batches = (self.to_input(self.hook_video[torch.from_numpy(i)]) for i in chunks)
         vals = hook_pass(self.net, batches, c.pred_step, lambda p, t: dense_infonce(p, t)[0].mean(),
                          contextual=c.contextual_steps)
-        types = list(self.types)
+        # the image types that the predicted blocks of the hook set show at every step (no roll: D and U)
+        types = [t for t in self.types if (self.hook_type == TYPE_CODE[t]).any(0).all()]
         codes = [TYPE_CODE[t] for t in types]
         mean = np.full((len(HOOK_SITES), len(HOOK_TYPES), len(types), vals[(HOOK_SITES[0], HOOK_TYPES[0])].shape[1]),
                        np.nan)
@@ -513,8 +519,9 @@ class DPC:
                 mean[i, j], sd[i, j], count = unit_stats(vals[(site, kind)], self.hook_type, codes)
         iu, idd = types.index("U"), types.index("D")
         usi = surprise_index(mean[:, :, iu], sd[:, :, iu], mean[:, :, idd], sd[:, :, idd])   # (site, type, unit)
-        coords = {"site": list(HOOK_SITES), "hook_type": list(HOOK_TYPES), "image_type": types}
-        dims = ("site", "hook_type", "image_type", "unit")
+        usi = np.nan_to_num(usi, nan=0.0)              # undefined (both SDs 0): stored as 0, see the long name
+        coords = {"site": list(HOOK_SITES), "hook_type": list(HOOK_TYPES), "hook_image_type": types}
+        dims = ("site", "hook_type", "hook_image_type", "unit")
         what = (f"units (prediction step x channel x cell) at the colleenjg/DPC hook sites, dry pass over "
                 f"{n} training-distribution clips with U on (eval mode, no update); activations = module output, "
                 f"errors = gradient of the mean loss w.r.t. it; contextual steps: {c.contextual_steps}")
@@ -524,14 +531,15 @@ class DPC:
                 "units": "1"}),
             "hook_sd": xr.DataArray(sd, dims=dims, coords=coords, attrs={
                 "long_name": "SD (ddof 0, as the original) of each unit over those clips", "units": "1"}),
-            "hook_clips_by_image_type": xr.DataArray(count.sum(1), dims=("image_type",),
-                                                     coords={"image_type": types}, attrs={
+            "hook_clips_by_image_type": xr.DataArray(count.sum(1), dims=("hook_image_type",),
+                                                     coords={"hook_image_type": types}, attrs={
                 "long_name": "hook-pass clips (x prediction steps) whose predicted block has the image type",
                 "units": "1"}),
             "surprise_index": xr.DataArray(usi, dims=("site", "hook_type", "unit"),
                                            coords={"site": list(HOOK_SITES), "hook_type": list(HOOK_TYPES)},
                                            attrs={"long_name": "USI = (mean_U - mean_D) / sqrt((sd_U^2 + sd_D^2) "
-                                                  "/ 2) per unit at each hook site (NaN: undefined)",
+                                                  "/ 2) per unit at each hook site (0 where both SDs "
+                                                  "are 0: undefined)",
                                                   "units": "1"}),
         }
 
