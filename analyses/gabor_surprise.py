@@ -41,6 +41,7 @@ USI_BINS = np.linspace(-3.0, 3.0, 31)
 #: of the original's ``format_pval`` (``get_n_comps(3)`` = 3 + 3)
 DIFF_EPOCHS = (0, 1, 2)
 N_COMPS = 6
+SITE_COLORS = {"encoder": "#26783C", "contextual": "#A22D8A", "predictive": "#2E3392"}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -189,6 +190,15 @@ def analyse(run: xr.Dataset) -> xr.Dataset:
     ref = usi.sel(epoch=pre) if pre in ep else usi.isel(epoch=0)
     out["usi_change_from_pre_onset"] = (usi - ref).mean("unit", skipna=True).assign_attrs(
         long_name=f"mean change of unit USIs since epoch {pre} (the last before U onset)", units="1")
+    pc = np.ones((len(ep), usi.sizes["site"], usi.sizes["hook_type"]))
+    for e in range(len(ep)):
+        for i in range(pc.shape[1]):
+            for j in range(pc.shape[2]):
+                x, y = _finite_pair(usi.values[e, i, j], ref.values[i, j])
+                if np.any(x != y):
+                    pc[e, i, j] = stats.ttest_rel(x, y).pvalue
+    out["usi_change_p"] = xr.DataArray(pc, dims=dims3, coords=coords3, attrs={
+        "long_name": f"paired t-test of unit USIs against epoch {pre} (1 at that epoch)", "units": "1"})
     corr = np.full((len(ep), usi.sizes["site"], usi.sizes["hook_type"]), np.nan)
     corr_sd = np.full_like(corr, np.nan)
     seed = 100
@@ -245,7 +255,8 @@ def figures(ds: xr.Dataset, out_dir: Path) -> list[Path]:
             ax = axes[r][c]
             for e, col in ((pre, "tab:blue"), (last, "tab:red")):
                 h = ds["usi_histogram"].sel(epoch=e, site=s, hook_type=k)
-                ax.step(h["usi_bin"], h, where="mid", color=col, label=f"epoch {e}")
+                ax.step(h["usi_bin"], h, where="mid", color=col,
+                        label=f"epoch {e}" + (" (last before U)" if e == pre and e < onset else ""))
             ax.axvline(0, color="k", lw=0.8)
             ax.set_title(f"{s} {k}", fontsize=9)
             ax.set_xlabel("USI per unit")
@@ -255,11 +266,12 @@ def figures(ds: xr.Dataset, out_dir: Path) -> list[Path]:
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), constrained_layout=True)
     for s in sites:
-        for k, ls in zip(kinds, ("-", "--")):
+        for k, ls in zip(kinds, ("-", "--")):      # the original's colours per site, errors dashed
             m, e = ds["usi_mean"].sel(site=s, hook_type=k), ds["usi_sem"].sel(site=s, hook_type=k)
-            line = axes[0].errorbar(ds["epoch"], m, yerr=e, marker="o", capsize=2, ls=ls, label=f"{s} {k}")
+            col = SITE_COLORS.get(str(s))
+            axes[0].errorbar(ds["epoch"], m, yerr=e, marker="o", capsize=2, ls=ls, color=col, label=f"{s} {k}")
             axes[1].plot(ds["epoch"], ds["usi_corr_previous_epoch"].sel(site=s, hook_type=k), marker="o", ls=ls,
-                         color=line[0].get_color(), label=f"{s} {k}")
+                         color=col, label=f"{s} {k}")
     for ax in axes:
         ax.axvline(onset - 0.5, color="k", ls="--", lw=1)
         ax.set_xlabel("epoch (0: before any update)")

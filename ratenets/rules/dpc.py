@@ -24,7 +24,9 @@ Choices where the original differs (see ``docs/results/gabor.md``):
 * one Adam parameter group for every module (the original's name-matched learning-rate groups match no
   module and silently train everything at the full rate);
 * the U onset is explicit config (the original flips the dataset's flag inside the training loop), and the
-  layout is fixed by ``layout_seed`` (the original re-seeds it every epoch).
+  layout is fixed by ``layout_seed`` (the original re-seeds it every epoch);
+* the hook dry pass reads one fixed draw of ``hook_clips`` training-distribution clips with U on (the original
+  reads that epoch's training loader, which has no U before the onset), so the USI is defined at every epoch.
 """
 from __future__ import annotations
 
