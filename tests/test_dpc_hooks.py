@@ -177,3 +177,13 @@ def test_analysis_script_on_a_tiny_run(tmp_path, capsys):
     assert gs.main(["--from", str(tmp_path / "old.nc"), "--out-dir", str(tmp_path / "an2")]) == 2
     err = capsys.readouterr().err.strip()
     assert "hook" in err and "\n" not in err and "Traceback" not in err
+
+
+def test_a_hook_set_without_u_is_a_config_error():
+    from bridge.errors import ConfigError
+    from ratenets.rules.dpc import DPC
+
+    cfg = dataclasses.replace(cpu_preset(), img_px=32, canvas_px=32, feature_dim=8, batch_size=4, train_clips=8,
+                              probe_clips_per_type=8, hook_clips=8, u_prob=0.0, baseline_epoch=False)
+    with pytest.raises(ConfigError, match="hook clips have no predicted U"):
+        DPC(cfg, DPC.load_data(cfg, "gabor", None), seeds=(0,), device=torch.device("cpu"))
