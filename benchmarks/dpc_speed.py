@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         device = resolve_device(args.device)
         cfg = cpu_preset() if args.protocol == "cpu" else paper_preset()
         cfg = dataclasses.replace(cfg, baseline_epoch=False, probe_clips_per_type=8, unexpected_onset_epoch=1,
+                                  hook_clips=64,  # the hook set is not timed; keep its memory out of the peak
                                   **({"batch_size": args.batch_size} if args.batch_size else {}))
         torch.manual_seed(0)
         rule = DPC(cfg, DPC.load_data(cfg, "gabor", None), seeds=(0,), device=device)

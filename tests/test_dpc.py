@@ -11,11 +11,11 @@ import torch
 import xarray as xr
 
 from bridge.errors import ConfigError
-from ratenets.rules.dpc import (DPC, ConvGRU1x1, DPCConfig, block_scores, cpu_preset, dense_infonce,
-                                surprise_index)
+from ratenets.rules.dpc import DPC, ConvGRU1x1, DPCConfig, block_scores, cpu_preset, dense_infonce
 
 TINY = dataclasses.replace(cpu_preset(), epochs=2, unexpected_onset_epoch=2, img_px=32, canvas_px=32,
-                           feature_dim=8, batch_size=4, train_clips=8, probe_clips_per_type=8)
+                           feature_dim=8, batch_size=4, train_clips=8, probe_clips_per_type=8, hook_clips=8,
+                           u_prob=0.5)
 
 
 def _naive_infonce(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -97,18 +97,11 @@ def test_encoder_shapes(name, px, shape):
     assert (out < 0).any(), "the last layer has no ReLU"
 
 
-def test_surprise_index_formula():
-    mu, su = np.array([2.0, 1.0, 0.0]), np.array([1.0, 0.0, 0.0])
-    md, sd = np.array([1.0, 1.0, 0.0]), np.array([1.0, 0.0, 0.0])
-    np.testing.assert_allclose(surprise_index(mu, su, md, sd), [1.0, 0.0, 0.0])
-    np.testing.assert_allclose(surprise_index(np.array([3.0]), np.array([1.0]), np.array([0.0]), np.array([2.0])),
-                               [3.0 / math.sqrt(2.5)])
-
-
 @pytest.mark.parametrize("changes,word", [
     ({"num_seq": 1}, "num_seq"), ({"num_seq": 3, "pred_step": 3}, "num_seq"), ({"u_prob": 1.2}, "u_prob"),
     ({"u_prob": -0.5}, "u_prob"), ({"img_px": 16}, "img_px"), ({"encoder": "resnet18_2d3d", "img_px": 32}, "img_px"),
-    ({"unexpected_onset_epoch": 0}, "unexpected_onset_epoch"), ({"batch_size": 1}, "batch_size")])
+    ({"unexpected_onset_epoch": 0}, "unexpected_onset_epoch"), ({"batch_size": 1}, "batch_size"),
+    ({"hook_clips": 1}, "hook_clips"), ({"contextual_steps": "last"}, "contextual_steps")])
 def test_config_errors(changes, word):
     with pytest.raises(ConfigError, match=word):
         dataclasses.replace(cpu_preset(), **changes)
@@ -136,9 +129,12 @@ def test_tiny_run_results_determinism_and_resume(tmp_path):
     lt = ds["loss_by_image_type"]
     assert lt.dims == ("epoch", "image_type")
     assert list(lt["image_type"].values) == ["A", "B", "C", "D", "U", "G"]
-    assert ds["surprise_index"].dims == ("epoch", "stage", "unit")
-    assert list(ds["stage"].values) == ["encoder", "aggregator", "predictor"]
-    assert ds["surprise_index"].sizes["unit"] == 8 * 2 * 2
+    assert ds["surprise_index"].dims == ("epoch", "site", "hook_type", "unit")
+    assert list(ds["site"].values) == ["encoder", "contextual", "predictive"]
+    assert list(ds["hook_type"].values) == ["activations", "errors"]
+    assert ds["surprise_index"].sizes["unit"] == 1 * 8 * 2 * 2
+    assert ds["hook_mean"].dims == ("epoch", "site", "hook_type", "hook_image_type", "unit")
+    assert list(ds["hook_image_type"].values) == ["D", "U"]
     assert "baseline_loss_by_image_type" in ds and ds["baseline_loss_by_image_type"].dims == ("image_type",)
     # U appears in training only from the onset epoch
     assert ds["train_unexpected_clips"].values[0] == 0
@@ -165,6 +161,7 @@ def test_tiny_run_results_determinism_and_resume(tmp_path):
     ds3, _ = _fit(TINY, tmp_path, "c", checkpoint=tmp_path / "c.ckpt", resume=True)
     xr.testing.assert_allclose(ds["loss_by_image_type"], ds3["loss_by_image_type"], rtol=0, atol=0)
     xr.testing.assert_allclose(ds["baseline_test_loss"], ds3["baseline_test_loss"], rtol=0, atol=0)
+    xr.testing.assert_allclose(ds["hook_mean"], ds3["hook_mean"], rtol=0, atol=0)
 
 
 def test_cli_bad_input_is_one_line(capsys, tmp_path):

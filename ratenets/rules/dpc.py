@@ -9,8 +9,10 @@ against every target (b', p', s') by a raw dot product, with (b, p, s) the only 
 
 Here it is trained on the Gabor-sequence paradigm of Gillon et al. as in colleenjg/DPC: clips of A B C
 (+ G) images, the predicted block D or, from ``unexpected_onset_epoch`` on, U with probability ``u_prob``.
-After each epoch a fixed probe set measures the loss and accuracy per image type and orientation, and every
-unit's responses to D and U blocks at the encoder, aggregator and predictor, with the surprise index
+After each epoch a fixed probe set measures the loss and accuracy per image type and orientation, and a
+dry pass (eval mode, backward, no update) over a fixed set of training-distribution clips records every
+unit's forward activations and backward errors at the original's hook sites (encoder, contextual,
+predictive; :mod:`ratenets.analysis.dpc_hooks`), with the surprise index
 USI = (mean_U - mean_D) / sqrt((sd_U^2 + sd_D^2) / 2) (colleenjg/DPC ``analysis/usi_diffs.py``; Gillon
 et al. 2023). An epoch-0 evaluation before any update is stored as ``baseline_*`` variables.
 
@@ -22,7 +24,9 @@ Choices where the original differs (see ``docs/results/gabor.md``):
 * one Adam parameter group for every module (the original's name-matched learning-rate groups match no
   module and silently train everything at the full rate);
 * the U onset is explicit config (the original flips the dataset's flag inside the training loop), and the
-  layout is fixed by ``layout_seed`` (the original re-seeds it every epoch).
+  layout is fixed by ``layout_seed`` (the original re-seeds it every epoch);
+* the hook dry pass reads one fixed draw of ``hook_clips`` training-distribution clips with U on (the original
+  reads that epoch's training loader, which has no U before the onset), so the USI is defined at every epoch.
 """
 from __future__ import annotations
 
@@ -44,7 +48,7 @@ from ratenets.losses.dpc import block_scores, dense_infonce, gather_targets  # n
 from ratenets.presets import Preset
 from ratenets.rules.base import SelfSupervisedRule
 
-#: the three sites whose units the surprise analysis reads (colleenjg/DPC hooks: encoder, contextual, predictive)
+#: the stages whose probe responses are stored as representations (encoder z, ConvGRU state, phi of that state)
 STAGES: tuple[str, ...] = ("encoder", "aggregator", "predictor")
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -85,11 +89,17 @@ class DPCConfig:
     gray: bool = True                    # G closes the cycle (rendered mid-grey, not black as in the original)
     layout_seed: int = 0                 # seed of the positions and sizes (same_possizes=True)
     probe_clips_per_type: int = 32       # probe clips per predicted image type (this implementation)
+    hook_clips: int = 1024               # clips of the hook dry pass: the original passes the training loader (train_len)
+    contextual_steps: Literal["original", "aligned"] = "original"  # ConvGRU call read at the contextual site
 
     def __post_init__(self) -> None:
         check_positive(self, "epochs", "feature_dim", "img_px", "canvas_px", "seq_len", "pred_step", "batch_size",
                        "train_clips", "lr", "gab_img_len", "num_gabors", "num_mean_oris", "ori_std_rad",
-                       "probe_clips_per_type")
+                       "probe_clips_per_type", "hook_clips")
+        if self.contextual_steps not in ("original", "aligned"):
+            raise ConfigError(f"contextual_steps must be 'original' or 'aligned', got {self.contextual_steps!r}")
+        if self.hook_clips < 2:
+            raise ConfigError(f"hook_clips must be >= 2 so that other clips give negatives, got {self.hook_clips}")
         if self.num_seq <= self.pred_step:
             raise ConfigError(f"num_seq {self.num_seq} is too short for pred_step {self.pred_step}: a clip needs at "
                               f"least one context block before the predicted ones (num_seq >= pred_step + 1)")
@@ -132,9 +142,9 @@ ROLL = dict(roll=True, num_seq=5, train_clips=4096)
 #: ``--preset NAME`` (``ratespike train dpc --preset gabor-paper``); ``gabor``: the default of ``--dataset gabor``
 DPC_PRESETS: dict[str, Preset] = {
     "gabor": Preset("gabor", dict(epochs=6, encoder="small3d", feature_dim=64, img_px=64, canvas_px=64,
-                                  train_clips=512, unexpected_onset_epoch=3),
+                                  train_clips=512, unexpected_onset_epoch=3, hook_clips=512),
                     "small CPU protocol: the small 3D encoder (64 features) at 64 px, 512 clips per epoch, U at "
-                    "epoch 3"),
+                    "epoch 3, 512 hook clips"),
     "gabor-paper": Preset("gabor", {}, "the no-roll scratch protocol of the colleenjg/DPC Gabor runs (ResNet-18, "
                           "128 px, batch 32)"),
     "gabor-roll": Preset("gabor", ROLL, "the paper protocol's roll variant"),
@@ -160,6 +170,13 @@ def cpu_preset() -> DPCConfig:
 
 # ----------------------------------------------------------------------------------------------------------------
 # model
+
+
+class TemporalMean(nn.Module):
+    """Average over time ``(B, D, L', h, w)`` -> ``(B, D, h, w)`` (DPC's ``avg_pool``; the encoder hook site)."""
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        return f.mean(2)
 
 
 class ConvGRU1x1(nn.Module):
@@ -196,6 +213,7 @@ class DPCNet(nn.Module):
 
         d = cfg.feature_dim
         self.encoder = video_encoder(cfg.encoder, in_channels, d)
+        self.temporal_pool = TemporalMean()
         self.aggregator = ConvGRU1x1(d, d, cfg.gru_dropout)
         self.predictor = nn.Sequential(nn.Conv2d(d, d, 1), nn.ReLU(inplace=True), nn.Conv2d(d, d, 1))
         self.in_channels = in_channels
@@ -204,7 +222,7 @@ class DPCNet(nn.Module):
         """Blocks ``(B, N, C, L, H, W)`` -> pre-ReLU features averaged over time ``(B, N, D, h, w)``."""
         b, n = x.shape[:2]
         f = self.encoder(x.flatten(0, 1))                    # (B*N, D, L', h, w)
-        return f.mean(2).unflatten(0, (b, n))                 # (B, N, D, h, w)
+        return self.temporal_pool(f).unflatten(0, (b, n))     # (B, N, D, h, w)
 
     def forward(self, x: torch.Tensor, pred_step: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Predictions ``(B, P, D, h, w)`` of the last P blocks, and the targets z of those blocks (same shape)."""
@@ -237,13 +255,6 @@ class DPCNet(nn.Module):
 
 # ----------------------------------------------------------------------------------------------------------------
 # the rule
-
-
-def surprise_index(mean_u: np.ndarray, sd_u: np.ndarray, mean_d: np.ndarray, sd_d: np.ndarray) -> np.ndarray:
-    """USI = (mean_U - mean_D) / sqrt((sd_U^2 + sd_D^2) / 2); 0 where both SDs are 0 (a silent unit)."""
-    pooled = np.sqrt((sd_u ** 2 + sd_d ** 2) / 2)
-    diff = mean_u - mean_d
-    return np.where(pooled > 0, diff / np.where(pooled > 0, pooled, 1.0), 0.0)
 
 
 @dataclass
@@ -285,6 +296,7 @@ class DPC(SelfSupervisedRule):
         self.opt = self.adam(self.net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.types = tuple(t for t in IMAGE_TYPES if t != "G" or config.gray)
         self.probe = self._make_probe()
+        self.hook_video, self.hook_type = self._make_hook_set()
         self.baseline: dict[str, xr.DataArray] = {}
         if config.baseline_epoch:
             self.baseline = {f"baseline_{k}": v for k, v in self.evaluate(0).items()}
@@ -331,6 +343,23 @@ class DPC(SelfSupervisedRule):
         return ProbeSet(video=video, block_type=self._block_labels(np.concatenate([p.image_type for p in parts])),
                         block_ori=self._block_labels(np.concatenate([p.mean_ori for p in parts])), order=order)
 
+    def _make_hook_set(self) -> tuple[torch.Tensor, np.ndarray]:
+        """``hook_clips`` clips drawn as training clips with U on (seeded by ``layout_seed``), and the image
+        type of each predicted block ``(n, P)``.
+
+        The original's dry pass reads the training loader of the epoch (U on from the onset); here one fixed
+        draw with U on serves every epoch, so the USI is also defined before the onset.
+        """
+        c = self.config
+        clips = self.gen.clips(c.hook_clips, c.frames, np.random.default_rng([c.layout_seed, 0x400C]),
+                               unexpected=True)
+        labels = self._block_labels(clips.image_type)[:, -c.pred_step:]
+        for t in ("D", "U"):
+            if not (labels == TYPE_CODE[t]).any(0).all():
+                raise ConfigError(f"the {c.hook_clips} hook clips have no predicted {t} block at some prediction "
+                                  f"step (u_prob {c.u_prob}); raise hook_clips or u_prob")
+        return clips.video, labels
+
     # --- training -----------------------------------------------------------------------------------------
     def train_epoch(self, epoch: int) -> dict[str, xr.DataArray]:
         c = self.config
@@ -361,8 +390,8 @@ class DPC(SelfSupervisedRule):
 
     # --- evaluation -----------------------------------------------------------------------------------------
     @torch.no_grad()
-    def _probe_pass(self) -> dict[str, np.ndarray]:
-        """Per-block loss, accuracies and stage responses on the probe set, in probe order."""
+    def _probe_pass(self, responses: bool = False) -> dict[str, np.ndarray]:
+        """Per-block loss, accuracies (and, with ``responses``, stage responses) on the probe set, in order."""
         c = self.config
         self.net.eval()
         n = len(self.probe.video)
@@ -385,7 +414,7 @@ class DPC(SelfSupervisedRule):
             best = block_scores(scores, b, p, s).argmax(1).cpu().numpy()   # (B*P,) best target block
             true_t = btype[idx].reshape(-1)
             type_acc[idx] = (true_t[best] == true_t).reshape(b, p)
-            for k, v in self.net.stage_responses(x).items():
+            for k, v in (self.net.stage_responses(x).items() if responses else ()):
                 arr = resp.setdefault(k, np.zeros((n, v[0].numel()), dtype=np.float32))
                 arr[idx] = v.flatten(1).cpu().numpy()                     # (B, D*h*w), units = channel x cell
         return {"loss": loss, "acc": acc, "type_acc": type_acc, **{f"resp_{k}": v for k, v in resp.items()}}
@@ -396,7 +425,6 @@ class DPC(SelfSupervisedRule):
         btype = self.probe.block_type[:, -p:]
         bori = self.probe.block_ori[:, -p:]
         types = list(self.types)
-        last_type = self.probe.block_type[:, -1]
 
         def by_type(v: np.ndarray) -> np.ndarray:
             return np.array([v[btype == TYPE_CODE[t]].mean() for t in types])
@@ -431,26 +459,54 @@ class DPC(SelfSupervisedRule):
                                                     attrs={"long_name": "top-1 dense accuracy by mean "
                                                            "orientation of the predicted block", "units": "1"}),
         }
-        means, sds = [], []
-        for st in STAGES:
-            v = r[f"resp_{st}"]
-            means.append([v[last_type == TYPE_CODE[t]].mean(0) for t in types])
-            sds.append([v[last_type == TYPE_CODE[t]].std(0, ddof=1) for t in types])
-        mean = np.asarray(means)                                   # (stage, image_type, unit)
-        sd = np.asarray(sds)
-        iu, idd = types.index("U"), types.index("D")
-        usi = surprise_index(mean[:, iu], sd[:, iu], mean[:, idd], sd[:, idd])   # (stage, unit)
-        coords_s = {"stage": list(STAGES), "image_type": types}
-        out["response_mean"] = xr.DataArray(mean, dims=("stage", "image_type", "unit"), coords=coords_s,
-                                            attrs={"long_name": "mean response of each unit (channel x cell) "
-                                                   "to probe clips ending in each image type", "units": "1"})
-        out["response_sd"] = xr.DataArray(sd, dims=("stage", "image_type", "unit"), coords=coords_s,
-                                          attrs={"long_name": "SD of each unit's response over those clips",
-                                                 "units": "1"})
-        out["surprise_index"] = xr.DataArray(usi, dims=("stage", "unit"), coords={"stage": list(STAGES)},
-                                             attrs={"long_name": "USI = (mean_U - mean_D) / sqrt((sd_U^2 + "
-                                                    "sd_D^2) / 2) per unit", "units": "1"})
+        out.update(self._hook_results())
         return out
+
+    def _hook_results(self) -> dict[str, xr.DataArray]:
+        """Unit statistics of the hook dry pass (:mod:`ratenets.analysis.dpc_hooks`) by predicted image type."""
+        from ratenets.analysis.dpc_hooks import HOOK_SITES, HOOK_TYPES, hook_pass, surprise_index, unit_stats
+
+        c = self.config
+        n = len(self.hook_video)
+        chunks = np.array_split(np.arange(n), max(1, n // c.batch_size))
+        batches = (self.to_input(self.hook_video[torch.from_numpy(i)]) for i in chunks)
+        vals = hook_pass(self.net, batches, c.pred_step, lambda p, t: dense_infonce(p, t)[0].mean(),
+                         contextual=c.contextual_steps)
+        # the image types that the predicted blocks of the hook set show at every step (no roll: D and U)
+        types = [t for t in self.types if (self.hook_type == TYPE_CODE[t]).any(0).all()]
+        codes = [TYPE_CODE[t] for t in types]
+        mean = np.full((len(HOOK_SITES), len(HOOK_TYPES), len(types), vals[(HOOK_SITES[0], HOOK_TYPES[0])].shape[1]),
+                       np.nan)
+        sd = np.full_like(mean, np.nan)
+        count = None
+        for i, site in enumerate(HOOK_SITES):
+            for j, kind in enumerate(HOOK_TYPES):
+                mean[i, j], sd[i, j], count = unit_stats(vals[(site, kind)], self.hook_type, codes)
+        iu, idd = types.index("U"), types.index("D")
+        usi = surprise_index(mean[:, :, iu], sd[:, :, iu], mean[:, :, idd], sd[:, :, idd])   # (site, type, unit)
+        usi = np.nan_to_num(usi, nan=0.0)              # undefined (both SDs 0): stored as 0, see the long name
+        coords = {"site": list(HOOK_SITES), "hook_type": list(HOOK_TYPES), "hook_image_type": types}
+        dims = ("site", "hook_type", "hook_image_type", "unit")
+        what = (f"units (prediction step x channel x cell) at the colleenjg/DPC hook sites, dry pass over "
+                f"{n} training-distribution clips with U on (eval mode, no update); activations = module output, "
+                f"errors = gradient of the mean loss w.r.t. it; contextual steps: {c.contextual_steps}")
+        return {
+            "hook_mean": xr.DataArray(mean, dims=dims, coords=coords, attrs={
+                "long_name": "mean of each unit over the clips whose predicted block has the image type; " + what,
+                "units": "1"}),
+            "hook_sd": xr.DataArray(sd, dims=dims, coords=coords, attrs={
+                "long_name": "SD (ddof 0, as the original) of each unit over those clips", "units": "1"}),
+            "hook_clips_by_image_type": xr.DataArray(count.sum(1), dims=("hook_image_type",),
+                                                     coords={"hook_image_type": types}, attrs={
+                "long_name": "hook-pass clips (x prediction steps) whose predicted block has the image type",
+                "units": "1"}),
+            "surprise_index": xr.DataArray(usi, dims=("site", "hook_type", "unit"),
+                                           coords={"site": list(HOOK_SITES), "hook_type": list(HOOK_TYPES)},
+                                           attrs={"long_name": "USI = (mean_U - mean_D) / sqrt((sd_U^2 + sd_D^2) "
+                                                  "/ 2) per unit at each hook site (0 where both SDs "
+                                                  "are 0: undefined)",
+                                                  "units": "1"}),
+        }
 
     def static_results(self) -> dict[str, xr.DataArray]:
         return dict(self.baseline)
@@ -467,7 +523,7 @@ class DPC(SelfSupervisedRule):
         The responses come from the same fixed evaluation batches as :meth:`evaluate` (BatchNorm uses batch
         statistics, so the batch composition matters).
         """
-        r = self._probe_pass()
+        r = self._probe_pass(responses=True)
         n = len(self.probe.video)
         d = self.config.feature_dim
         labels = self.probe.block_type[:, -1]
