@@ -1,5 +1,7 @@
 """The five Poisson input populations of Halvagal & Zenke (2023), Fig. 5 (``mk_rates.py``).
 
+The population names and their order are :data:`bridge.fig5.POPULATIONS`.
+
 Every neuron of a population shares one rate trace, sampled every ``sample_ms`` (10 ms), linearly
 interpolated and looped (lpl.md section 4, "Input"):
 
@@ -26,8 +28,6 @@ import numpy as np
 
 from bridge.config import check_positive
 from bridge.errors import ConfigError
-
-POPULATIONS = ("P0", "P1", "P1ctl", "P2", "P2ctl")
 
 
 @dataclass(frozen=True, kw_only=True)

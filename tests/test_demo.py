@@ -19,7 +19,8 @@ from bridge.reps import groups_of, representation
 def _fake_run_spiking(cfg, out, *, seed, device="cpp_standalone", build_root=None, progress=False):
     import xarray as xr
 
-    from bridge.commands.rate_vs_spiking import BIN_S, window_rates
+    from bridge.commands.rate_vs_spiking import window_rates
+    from bridge.fig5 import BIN_S
 
     rng = np.random.default_rng(seed)
     n_in = 5 * cfg.n_per_population
@@ -108,7 +109,8 @@ def test_summary_says_when_the_twin_saw_another_duration_and_when_lpl_loses():
     import xarray as xr
 
     from bridge.commands import demo
-    from bridge.commands.rate_vs_spiking import NETWORKS, POPULATIONS
+    from bridge.fig5 import POPULATIONS
+    from bridge.rate_vs_spiking import NETWORKS
 
     def run(vals, layers):
         return xr.Dataset({"test_accuracy": (("epoch", "layer"), [vals])}, coords={"epoch": [1], "layer": layers})

@@ -31,7 +31,8 @@ import xarray as xr
 
 from bridge.config import check_positive, check_range
 from bridge.errors import ConfigError
-from spiking.inputs import POPULATIONS, InputConfig, validate_inputs
+from bridge.fig5 import BIN_S, POPULATIONS
+from spiking.inputs import InputConfig, validate_inputs
 from spiking.neurons import NeuronConfig, check_steps, validate_neuron
 from spiking.rules.istdp import ISTDPConfig, validate_istdp
 from spiking.rules.lpl import LPLConfig, validate_lpl
@@ -253,7 +254,8 @@ class Raw:
 def _dataset(cfg: Config, raw: Raw, t_now: float, t_rec: float, pops: dict) -> tuple[xr.Dataset, dict]:
     """The results Dataset and the ``representations/E`` group from the raw records."""
     from bridge.reps import representation
-    from spiking.experiments.common import binned_counts, spike_variables
+    from bridge.fig5 import binned_counts
+    from spiking.experiments.common import spike_variables
     from spiking.inputs import population_rates
 
     data: dict[str, xr.DataArray] = {}
@@ -305,7 +307,7 @@ def _dataset(cfg: Config, raw: Raw, t_now: float, t_rec: float, pops: dict) -> t
     data["input_population"] = xr.DataArray(np.repeat(np.arange(5), cfg.n_per_population),
                                             dims=("neuron_input",), attrs={"long_name": "population index"})
     ds = xr.Dataset(data, coords={"population": list(POPULATIONS)}, attrs={"simulated_until_s": float(t_now)})
-    bin_s = 0.025
+    bin_s = BIN_S
     x = binned_counts(raw.get("spike_t_E", np.zeros(0)), raw.get("spike_i_E", np.zeros(0, np.int32)), cfg.n_exc,
                       t_rec, t_now, bin_s)
     rep = representation(x, layer="E", sample_dim="time", units="count", time_step_s=bin_s,
