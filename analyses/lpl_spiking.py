@@ -102,25 +102,23 @@ def network(args: argparse.Namespace) -> int:
 
 
 def stdp(args: argparse.Namespace) -> int:
-    import dataclasses
-
+    from bridge.config import replace_config, to_json
     from bridge.io import provenance, write_run
     from bridge.plots import _figure, save_figure
-    from bridge.config import to_json
     from spiking.experiments import stdp_protocol as sp
 
     out_dir = Path(args.out_dir)
-    base = sp.Config(duration_s=args.duration)
+    base = sp.config(duration_s=args.duration)
     # windows
-    cfgs = [dataclasses.replace(base, sigma2=s) for s in SIGMA2]
+    cfgs = [replace_config(base, {"sigma2": s}) for s in SIGMA2]
     res, timing = sp.sweep(cfgs, seed=args.seed, device=args.device)
     win = xr.concat([r["dw"] for r in res], dim="sigma2").assign_coords(sigma2=list(SIGMA2))
     wds = xr.Dataset({"dw": win})
     wds.attrs.update(provenance(kind="analysis", config_json=to_json(base), seed=args.seed, extra=timing))
     write_run(wds, out_dir / "stdp_windows.nc")
     # pairing-rate dependence at +-10 ms (pre indices 25 and 75 of 100 with T = 20 ms)
-    rb = dataclasses.replace(base, window_ms=20.0, prior_rate_hz=20.0, sigma2=0.1)
-    cfgs = [dataclasses.replace(rb, pairing_rate_hz=r) for r in RATES_HZ]
+    rb = replace_config(base, {"window_ms": 20.0, "prior_rate_hz": 20.0, "sigma2": 0.1})
+    cfgs = [replace_config(rb, {"pairing_rate_hz": r}) for r in RATES_HZ]
     res, timing = sp.sweep(cfgs, seed=args.seed, device=args.device)
     rate = xr.Dataset({
         "dw_plus10": ("pairing_rate", [float(r["dw"].sel(delta_t=10, method="nearest")) for r in res],
@@ -133,7 +131,7 @@ def stdp(args: argparse.Namespace) -> int:
     # priors of 0 and 50 Hz over the same rates
     pri = {}
     for prior in (0.0, 50.0):
-        cfgs = [dataclasses.replace(rb, prior_rate_hz=prior, pairing_rate_hz=r) for r in RATES_HZ]
+        cfgs = [replace_config(rb, {"prior_rate_hz": prior, "pairing_rate_hz": r}) for r in RATES_HZ]
         res, timing = sp.sweep(cfgs, seed=args.seed, device=args.device)
         pri[prior] = [float(r["dw"].sel(delta_t=10, method="nearest")) for r in res]
     prs = xr.Dataset({"dw_plus10": (("prior", "pairing_rate"), [pri[0.0], pri[50.0]], {"units": "1"})},

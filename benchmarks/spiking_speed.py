@@ -44,7 +44,7 @@ def _child(args: argparse.Namespace) -> None:
     s = args.scale
     prime = args.priming if args.devices[0] == "cpp_standalone" else 0.0
     total = prime + args.duration
-    cfg = ln.Config(duration_s=total, plasticity_start_s=prime, n_per_population=100 * s, n_exc=100 * s,
+    cfg = ln.config(duration_s=total, plasticity_start_s=prime, n_per_population=100 * s, n_exc=100 * s,
                     n_inh=25 * s, ei_width=20.0 * s, record_input_spikes=False, record_last_s=args.duration,
                     rate_bin_s=max(1.0, args.duration / 10), weight_snapshot_s=total, trace_dt_s=total,
                     segment_s=prime if prime > 0 else 0.0)

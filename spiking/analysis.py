@@ -17,8 +17,6 @@ the rate twin and the spiking-vs-twin comparison.
 """
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import xarray as xr
 
@@ -28,8 +26,10 @@ from bridge.measures import participation_ratio
 
 
 def _window(ds: xr.Dataset) -> tuple[float, float]:
+    from spiking.experiments.lpl_network import config_from_json
+
     t1 = float(ds.attrs["simulated_time_s"])
-    cfg_last = float(json.loads(ds.attrs["config"])["record_last_s"])
+    cfg_last = float(config_from_json(ds.attrs["config"]).protocol.record_last_s)
     return max(0.0, t1 - cfg_last), t1
 
 

@@ -51,6 +51,17 @@ class InputConfig:
         validate_inputs(self)
 
 
+@dataclass(frozen=True, kw_only=True)
+class PoissonInputConfig:
+    """Homogeneous Poisson inputs (Song et al. 2000: 1000 excitatory inputs)."""
+
+    n_inputs: int = 1000           # Song et al. 2000: 1000 excitatory inputs
+    input_rate_hz: float = 15.0    # Brian2 example (Song et al. use 10-40 Hz)
+
+    def __post_init__(self) -> None:
+        check_positive(self, "n_inputs", "input_rate_hz")
+
+
 def validate_inputs(cfg: Any) -> None:
     check_positive(cfg, "n_per_population", "base_rate_hz", "period1_s", "period2_s", "n_periods",
                    "n_harmonics", "harmonic_decay", "sample_ms")

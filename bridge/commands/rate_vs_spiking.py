@@ -18,8 +18,6 @@ Pipeline
 """
 from __future__ import annotations
 
-import dataclasses
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -33,11 +31,10 @@ from bridge.io import open_group, open_run, write_run
 def spiking_config(duration_s: float, record_last_s: float, overrides: dict[str, Any] | None = None,
                    set_items: list[str] | None = None):
     """The Fig. 5 network's config for a run of ``duration_s`` recording the last ``record_last_s``."""
-    from bridge.config import apply_overrides, replace_config
-    from spiking.experiments.lpl_network import Config
+    from bridge.config import apply_overrides
+    from spiking.experiments.lpl_network import config
 
-    cfg = replace_config(Config(), {"duration_s": float(duration_s), "record_last_s": float(record_last_s),
-                                    **(overrides or {})})
+    cfg = config(duration_s=float(duration_s), record_last_s=float(record_last_s), **(overrides or {}))
     return apply_overrides(cfg, set_items or [])
 
 
@@ -57,7 +54,7 @@ def window_rates(spike_cfg, t_start_s: float, n_bins: int, bin_s: float = fig5.B
     """
     from spiking.inputs import population_rates
 
-    return fig5.bin_mean_rates(lambda duration_s, dt_s: population_rates(spike_cfg, duration_s, dt_s),
+    return fig5.bin_mean_rates(lambda duration_s, dt_s: population_rates(spike_cfg.input, duration_s, dt_s),
                                t_start_s, n_bins, bin_s)
 
 
@@ -66,10 +63,10 @@ def run_twin(spike_path: str | os.PathLike, out: str | os.PathLike, *, seed: int
     """Train the rate twin on the spiking run's input signals and probe it with the recorded window."""
     from bridge.config import apply_overrides, replace_config
     from ratenets.twin import RateTwinConfig, train_twin
-    from spiking.experiments.lpl_network import Config
+    from spiking.experiments.lpl_network import config_from_json
 
     sp = open_run(spike_path)
-    spike_cfg = _config_from_attrs(Config, sp.attrs["config"])
+    spike_cfg = config_from_json(sp.attrs["config"])
     rep = open_group(spike_path, "representations/E")
     t0, n = float(rep["time"].values[0]), rep.sizes["time"]
     cfg = apply_overrides(replace_config(RateTwinConfig(), {"bin_s": fig5.BIN_S}), twin_overrides or [])
@@ -81,10 +78,3 @@ def run_twin(spike_path: str | os.PathLike, out: str | os.PathLike, *, seed: int
 
     return write_run(ds, out, groups=groups_of(reps))
 
-
-def _config_from_attrs(cls, text: str):
-    d = json.loads(text)
-    d.pop("__class__", None)
-    names = {f.name for f in dataclasses.fields(cls)}
-    kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in names}
-    return cls(**kw)
