@@ -231,6 +231,28 @@ def from_dict(cls: type[C], d: Mapping[str, Any]) -> C:
         raise ConfigError(str(e)) from None
 
 
+def flat_fields(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A recorded config dict (schema 1 flat or schema 2 nested) as ``dotted.path -> value``, ``__class__`` left out."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if k == "__class__":
+            continue
+        if isinstance(v, Mapping):
+            out.update(flat_fields(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def recorded_field(d: Mapping[str, Any], name: str, default: Any = None) -> Any:
+    """The value of field ``name`` (a dotted path, or a leaf name unique in the tree) of a recorded config dict."""
+    flat = flat_fields(d)
+    if name in flat:
+        return flat[name]
+    hits = [v for k, v in flat.items() if k.rsplit(".", 1)[-1] == name]
+    return hits[0] if len(hits) == 1 else default
+
+
 def to_dict(cfg: Any) -> dict[str, Any]:
     """A JSON-ready dict of a config dataclass (tuples become lists)."""
     return json.loads(to_json(cfg))

@@ -56,8 +56,8 @@ def test_round_trip_spike_times_exactly(spike_file, tmp_path):
         np.testing.assert_array_equal(syn["weight"].values, ds["w_input_final"].values)
         cfg = nwb.processing["ratespike"]["config"].to_dataframe()
         stored = dict(zip(cfg["field"], (json.loads(v) for v in cfg["value"])))
-        assert stored["duration_s"] == 0.3 and stored["n_exc"] == 5
-        assert json.loads(nwb.notes)["record_last_s"] == 0.2
+        assert stored["protocol.duration_s"] == 0.3 and stored["connectivity.n_exc"] == 5
+        assert json.loads(nwb.notes)["protocol"]["record_last_s"] == 0.2
         assert "representations" in nwb.processing
 
 
