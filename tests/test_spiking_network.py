@@ -139,3 +139,15 @@ def test_resume_refuses_a_file_of_another_config(tmp_path, capsys):
                  "--build-root", str(tmp_path / "b")]) == 2
     assert "another config" in capsys.readouterr().err
     assert out.read_bytes() == before
+
+
+def test_generated_clock_resets_are_sorted_so_the_code_hash_is_stable():
+    """Brian2 writes the clock resets of main.cpp in a set's iteration order, which differs between processes;
+    sorted, one model gives one main.cpp (spiking.standalone._code_hash then finds the compiled binary)."""
+    from spiking.standalone import _sorted_clock_resets
+
+    a = "x();\n  _array_b_clock_t[0] = 0.0;\n  _array_a_clock_timestep[0] = 0;\n  _array_a_clock_t[0] = 0.0;\ny();"
+    b = "x();\n  _array_a_clock_t[0] = 0.0;\n  _array_b_clock_t[0] = 0.0;\n  _array_a_clock_timestep[0] = 0;\ny();"
+    assert a != b and _sorted_clock_resets(a) == _sorted_clock_resets(b)
+    assert _sorted_clock_resets(a).startswith("x();\n") and _sorted_clock_resets(a).endswith("\ny();")
+    assert sorted(_sorted_clock_resets(a).split("\n")) == sorted(a.split("\n"))
