@@ -332,6 +332,25 @@ def _sorted_clock_resets(src: str) -> str:
     return "\n".join(out)
 
 
+#: state variables that hold a time of the binary's own clock, which starts at 0 in every run: Brian2's
+#: ``lastupdate`` (the last event of an event-driven synapse, used as ``exp(-(t - lastupdate) / tau)``)
+LOCAL_TIME_VARS = ("lastupdate",)
+
+
+def rebase_local_times(state: Mapping[str, np.ndarray], elapsed_s: float) -> dict[str, np.ndarray]:
+    """The state read after a run of ``elapsed_s`` seconds, with clock times moved to the next run's clock.
+
+    Every run of the binary starts its clock at 0; a ``lastupdate`` of 98.5 s carried unchanged into the next
+    run would be 98.5 s in that run's future, and the first event there would decay its traces by
+    ``exp(+98.5 s / tau)`` (infinite). Subtracting the elapsed time keeps the time since the last event.
+    """
+    out = dict(state)
+    for key, arr in state.items():
+        if key.rsplit(".", 1)[-1] in LOCAL_TIME_VARS:
+            out[key] = np.asarray(arr, dtype=np.float64) - float(elapsed_s)
+    return out
+
+
 def segment_seed(seed: int, segment: int) -> int:
     """The seed of segment ``segment`` of a run with ``seed`` (below 2^31, Brian2 adds the thread index)."""
     return int(np.random.SeedSequence([int(seed), int(segment)]).generate_state(1, np.uint32)[0] >> 1)

@@ -97,3 +97,28 @@ def test_interrupted_segmented_run_resumes_to_the_uninterrupted_result(network_b
         assert int(b.attrs["complete"]) == 1
         assert _same(a.load(), b.load()) == []
         assert a.sizes["spike_E"] > 0  # the tiny network spikes, so the comparison means something
+
+
+def test_segmented_run_keeps_event_driven_traces_finite(network_build_root, tiny_network, tmp_path):
+    """Every run of the binary restarts its clock at 0: a carried ``lastupdate`` of the last run's clock would
+    decay the iSTDP traces by exp(+t/tau) at the first event (infinite traces, weights of 1e300 and NaN)."""
+    argv = ["spike", "lpl-network", "--seed", "1", "--build-root", str(network_build_root), "--no-progress",
+            "--out", str(tmp_path / "seg.nc"), *_sets(tiny_network, 1.2, segment_s=0.4, plasticity_start_s=0.0)]
+    assert main(argv) == 0
+    with xr.open_dataset(tmp_path / "seg.nc") as ds, \
+            xr.open_dataset(tmp_path / "seg.nc", group="state") as st:
+        for name in ("w_input_final", "w_ie_final"):
+            w = ds[name].values
+            assert np.isfinite(w).all() and w.min() >= 0 and w.max() < 10, name
+        assert (st["ie__lastupdate"].values <= 0).all()  # times of the next run's clock: in its past
+
+
+def test_one_binary_gives_what_a_fresh_build_gives(runs, tiny_network, tmp_path):
+    """Conditions and seeds run on the shared binary equal the same runs on a binary built afresh for them."""
+    fresh = tmp_path / "fresh-builds"
+    for cond, seed in (("hebb-off", 0), ("lpl", 1)):
+        cfg = ln.config(duration_s=0.6, condition=cond, **tiny_network)
+        ds = ln.simulate(cfg, seed=seed, device="cpp_standalone", build_root=fresh)[0]
+        if cond == "hebb-off":
+            assert ds.attrs["build_time_s"] > 0  # the first of the two built its own binary
+        assert _same(runs[cond, seed], ds) == []

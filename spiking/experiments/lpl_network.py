@@ -456,6 +456,7 @@ def _simulate_standalone(cfg: LPLNetworkConfig, *, seed: int, build_root, progre
                                   build_root=build_root, progress=say)
     segs = segments(cfg)
     snap_s = cfg.protocol.weight_snapshot_s
+    dt_ms = cfg.neuron.dt_ms
     raw, state, start, wall, cpu = Raw(), None, 0, 0.0, 0.0
     if resume_from is not None:
         ds0, groups0 = resume_from
@@ -499,7 +500,8 @@ def _simulate_standalone(cfg: LPLNetworkConfig, *, seed: int, build_root, progre
                 r1 = os.times()
                 cpu += (r1.children_user - r0.children_user) + (r1.children_system - r0.children_system)
                 first = state is None
-                state = {key: binary.read(res, key) for key in binary.state_keys()}
+                state = standalone.rebase_local_times({key: binary.read(res, key) for key in binary.state_keys()},
+                                                      round((c - a) / (dt_ms * 1e-3)) * dt_ms * 1e-3)
                 if first and snap:  # the initial weights at t = 0
                     for key in pops["weights"]:
                         w0 = eff.connectivity.w_input if key == "input" else eff.connectivity.w_ie
