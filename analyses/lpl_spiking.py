@@ -126,25 +126,23 @@ def network(args: argparse.Namespace) -> int:
 
 
 def stdp(args: argparse.Namespace) -> int:
-    import dataclasses
-
+    from bridge.config import replace_config, to_json
     from bridge.io import provenance, write_run
     from bridge.plots import _figure, save_figure
-    from bridge.config import to_json
     from spiking.experiments import stdp_protocol as sp
 
     out_dir = Path(args.out_dir)
-    base = sp.Config(duration_s=args.duration)
+    base = sp.config(duration_s=args.duration)
     # windows
-    cfgs = [dataclasses.replace(base, sigma2=s) for s in SIGMA2]
+    cfgs = [replace_config(base, {"sigma2": s}) for s in SIGMA2]
     res, timing = sp.sweep(cfgs, seed=args.seed, device=args.device)
     win = xr.concat([r["dw"] for r in res], dim="sigma2").assign_coords(sigma2=list(SIGMA2))
     wds = xr.Dataset({"dw": win})
     wds.attrs.update(provenance(kind="analysis", config_json=to_json(base), seed=args.seed, extra=timing))
     write_run(wds, out_dir / "stdp_windows.nc")
     # pairing-rate dependence at +-10 ms (pre indices 25 and 75 of 100 with T = 20 ms)
-    rb = dataclasses.replace(base, window_ms=20.0, prior_rate_hz=20.0, sigma2=0.1)
-    cfgs = [dataclasses.replace(rb, pairing_rate_hz=r) for r in RATES_HZ]
+    rb = replace_config(base, {"window_ms": 20.0, "prior_rate_hz": 20.0, "sigma2": 0.1})
+    cfgs = [replace_config(rb, {"pairing_rate_hz": r}) for r in RATES_HZ]
     res, timing = sp.sweep(cfgs, seed=args.seed, device=args.device)
     rate = xr.Dataset({
         "dw_plus10": ("pairing_rate", [float(r["dw"].sel(delta_t=10, method="nearest")) for r in res],
@@ -157,7 +155,7 @@ def stdp(args: argparse.Namespace) -> int:
     # priors of 0 and 50 Hz over the same rates
     pri = {}
     for prior in (0.0, 50.0):
-        cfgs = [dataclasses.replace(rb, prior_rate_hz=prior, pairing_rate_hz=r) for r in RATES_HZ]
+        cfgs = [replace_config(rb, {"prior_rate_hz": prior, "pairing_rate_hz": r}) for r in RATES_HZ]
         res, timing = sp.sweep(cfgs, seed=args.seed, device=args.device)
         pri[prior] = [float(r["dw"].sel(delta_t=10, method="nearest")) for r in res]
     prs = xr.Dataset({"dw_plus10": (("prior", "pairing_rate"), [pri[0.0], pri[50.0]], {"units": "1"})},
@@ -306,15 +304,13 @@ SHARED_PRIMING = ("lpl", "pred-off", "hebb-off")
 
 def fork(args: argparse.Namespace) -> int:
     """Copies of a priming-phase run file relabelled as other conditions (see the module docstring)."""
-    import dataclasses
     import json
     import os
     import shutil
 
     import netCDF4
 
-    from bridge.commands.rate_vs_spiking import _config_from_attrs
-    from bridge.config import to_json
+    from bridge.config import replace_config, to_json
     from bridge.errors import ConfigError
     from spiking.experiments import lpl_network as ln
 
@@ -323,16 +319,16 @@ def fork(args: argparse.Namespace) -> int:
     if prog is None:
         raise ConfigError(f"fork: {str(src)!r} is not a segmented lpl-network results file")
     with xr.open_dataset(src) as ds:
-        cfg0 = _config_from_attrs(ln.Config, ds.attrs["config"])
+        cfg0 = ln.config_from_json(ds.attrs["config"])
         seed = int(ds.attrs["seed"])
-    if cfg0.condition not in SHARED_PRIMING:
-        raise ConfigError(f"fork: {cfg0.condition!r} primes differently from {', '.join(SHARED_PRIMING)}")
-    if not prog[0] < cfg0.plasticity_start_s:
-        raise ConfigError(f"fork: {str(src)!r} is past its priming ({prog[0]:g} s >= {cfg0.plasticity_start_s:g} s)")
+    if cfg0.protocol.condition not in SHARED_PRIMING:
+        raise ConfigError(f"fork: {cfg0.protocol.condition!r} primes differently from {', '.join(SHARED_PRIMING)}")
+    if not prog[0] < cfg0.rule.plasticity_start_s:
+        raise ConfigError(f"fork: {str(src)!r} is past its priming ({prog[0]:g} s >= {cfg0.rule.plasticity_start_s:g} s)")
     conds = [c for c in args.conditions.split(",") if c]
-    bad = [c for c in conds if c not in SHARED_PRIMING or c == cfg0.condition]
+    bad = [c for c in conds if c not in SHARED_PRIMING or c == cfg0.protocol.condition]
     if bad or not conds:
-        raise ConfigError(f"fork: conditions must be among {', '.join(c for c in SHARED_PRIMING if c != cfg0.condition)}"
+        raise ConfigError(f"fork: conditions must be among {', '.join(c for c in SHARED_PRIMING if c != cfg0.protocol.condition)}"
                           f", got {args.conditions!r}")
     out_dir = Path(args.out_dir)
     for cond in conds:
@@ -342,27 +338,26 @@ def fork(args: argparse.Namespace) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     for cond in conds:
         dest = out_dir / f"{cond}_s{seed}.nc"
-        cfg = dataclasses.replace(cfg0, condition=cond)
+        cfg = replace_config(cfg0, {"condition": cond})
         tmp = out_dir / f".{dest.name}.tmp"
         shutil.copyfile(src, tmp)
         with netCDF4.Dataset(tmp, "r+") as nc:
             nc.setncattr("config", to_json(cfg))
             nc.setncattr("condition", cond)
-            nc.setncattr("forked_from", json.dumps({"file": str(src), "condition": cfg0.condition,
+            nc.setncattr("forked_from", json.dumps({"file": str(src), "condition": cfg0.protocol.condition,
                                                     "simulated_until_s": prog[0]}))
         os.replace(tmp, dest)
-        print(f"{dest}: {cond}, from {src} at {prog[0]:g} s of {cfg0.plasticity_start_s:g} s priming")
+        print(f"{dest}: {cond}, from {src} at {prog[0]:g} s of {cfg0.rule.plasticity_start_s:g} s priming")
     return 0
 
 
 def probe(args: argparse.Namespace) -> int:
     """Frozen-weight continuation of each file, analysed like ``network``."""
-    import dataclasses
     import json
     import shutil
     import tempfile
 
-    from bridge.commands.rate_vs_spiking import _config_from_attrs
+    from bridge.config import recorded_field, replace_config
     from bridge.errors import ConfigError
     from bridge.io import open_group, open_run, provenance, write_run
     from spiking.analysis import analyse
@@ -385,9 +380,9 @@ def probe(args: argparse.Namespace) -> int:
             shutil.copyfile(f, copy)
             ds0 = open_run(copy)
             groups0 = {g: open_group(copy, g) for g in ("raw", "state")}
-            cfg0 = _config_from_attrs(ln.Config, ds0.attrs["config"])
-            cfg = dataclasses.replace(cfg0, duration_s=done + args.duration, segment_s=args.duration,
-                                      record_last_s=args.duration, eta=0.0, zeta=0.0)
+            cfg0 = ln.config_from_json(ds0.attrs["config"])
+            cfg = replace_config(cfg0, {"duration_s": done + args.duration, "segment_s": args.duration,
+                                        "record_last_s": args.duration, "eta": 0.0, "zeta": 0.0})
             ds, _ = ln.simulate(cfg, seed=int(ds0.attrs["seed"]), device="cpp_standalone",
                                 build_root=args.build_root, resume_from=(ds0, groups0))
         an = analyse(ds, bin_s=args.bin_ms * 1e-3, alpha=args.alpha)
@@ -399,7 +394,7 @@ def probe(args: argparse.Namespace) -> int:
         write_run(an, out_dir / f"{stem}_probe_analysis.nc")
         rs = an["relative_selectivity"].values
         rs = rs[np.isfinite(rs)]
-        cond = json.loads(ds0.attrs["config"]).get("condition", "")
+        cond = recorded_field(json.loads(ds0.attrs["config"]), "condition", "")
         rows.append({"file": stem, "condition": cond, "seed": int(ds0.attrs["seed"]), "time_s": done,
                      "r2": an["r2"].values.astype(float), "rate_E": float(an["rate_E"]), "rate_I": float(an["rate_I"]),
                      "pr": float(an["participation_ratio"]), "rs_pos": float(np.mean(rs > 0.5)) if len(rs) else np.nan,

@@ -55,10 +55,11 @@ def main(argv=None) -> int:
 def _run(args: argparse.Namespace) -> int:
     import torch
 
-    from bridge.commands.rate_vs_spiking import run_spiking, run_twin, side_by_side, spiking_config
+    from bridge.commands.rate_vs_spiking import run_spiking, run_twin, spiking_config
     from bridge.compare import compare_runs, format_table
     from bridge.errors import ConfigError
     from bridge.io import check_writable, write_run
+    from bridge.rate_vs_spiking import side_by_side
 
     torch.set_num_threads(1)
     out = Path(args.out)

@@ -51,10 +51,9 @@ STEP_S = 1e-4
 
 def _continue_run(args: argparse.Namespace) -> None:
     """Continue a copy of a segmented results file for ``--duration`` s; print a JSON line (the child's output)."""
-    import dataclasses
     import shutil
 
-    from bridge.commands.rate_vs_spiking import _config_from_attrs
+    from bridge.config import replace_config
     from bridge.io import open_group, open_run
     from spiking.experiments import lpl_network as ln
 
@@ -63,10 +62,10 @@ def _continue_run(args: argparse.Namespace) -> None:
         shutil.copyfile(args.from_run, copy)
         ds0 = open_run(copy)
         groups0 = {g: open_group(copy, g) for g in ("raw", "state")}
-        cfg0 = _config_from_attrs(ln.Config, ds0.attrs["config"])
+        cfg0 = ln.config_from_json(ds0.attrs["config"])
         done = float(ds0.attrs["simulated_until_s"])
-        cfg = dataclasses.replace(cfg0, duration_s=done + args.duration, segment_s=args.duration,
-                                  record_last_s=args.duration)
+        cfg = replace_config(cfg0, {"duration_s": done + args.duration, "segment_s": args.duration,
+                                    "record_last_s": args.duration})
         ds, _ = ln.simulate(cfg, seed=int(ds0.attrs["seed"]), device="cpp_standalone", build_root=args.build_root,
                             resume_from=(ds0, groups0))
     a = ds.attrs
@@ -75,7 +74,7 @@ def _continue_run(args: argparse.Namespace) -> None:
                       "n_lpl_synapses": int(ds.sizes["synapse_input"]), "simulated_s": float(a["last_segment_simulated_s"]),
                       "wall_s": float(a["last_segment_wall_time_s"]), "build_s": a["build_time_s"],
                       "cpu_s": a["cpu_time_s"], "prime_s": 0.0, "prime_wall_s": 0.0, "from_s": done,
-                      "plasticity_start_s": float(cfg.plasticity_start_s), "fast_rms": bool(cfg.fast_rms),
+                      "plasticity_start_s": float(cfg.rule.plasticity_start_s), "fast_rms": bool(cfg.rule.fast_rms),
                       "peak_rss_mb": kids / 1024.0, "rate_E_hz": float(ds["rate_window_E"].mean()),
                       "rate_I_hz": float(ds["rate_window_I"].mean()) if "rate_window_I" in ds else 0.0}))
 
@@ -152,23 +151,22 @@ def _auryn_synapses(out: str) -> int:
 
 def _child(args: argparse.Namespace) -> None:
     """Run one measurement in this process and print a JSON line."""
-    import dataclasses
-
     if args.from_run:
         _continue_run(args)
         return
 
+    from bridge.config import replace_config
     from spiking.experiments import lpl_network as ln
 
     s = args.scale
     prime = args.priming if args.devices[0] == "cpp_standalone" else 0.0
     total = prime + args.duration
-    cfg = ln.Config(duration_s=total, plasticity_start_s=prime, n_per_population=100 * s, n_exc=100 * s,
+    cfg = ln.config(duration_s=total, plasticity_start_s=prime, n_per_population=100 * s, n_exc=100 * s,
                     n_inh=25 * s, ei_width=20.0 * s, record_input_spikes=False, record_last_s=args.duration,
                     rate_bin_s=max(1.0, args.duration / 10), weight_snapshot_s=total, trace_dt_s=total,
                     segment_s=prime if prime > 0 else 0.0)
     if args.fast_rms:
-        cfg = dataclasses.replace(cfg, fast_rms=True)
+        cfg = replace_config(cfg, {"fast_rms": True})
     with tempfile.TemporaryDirectory(prefix="ratespike-bench-") as root:
         ds, _ = ln.simulate(cfg, seed=0, device=args.devices[0], threads=args.threads[0], build_root=root)
     a = ds.attrs
@@ -219,11 +217,11 @@ def main(argv=None) -> int:
         if not os.path.isfile(args.from_run):
             raise SystemExit(f"--from-run: no file {args.from_run!r}")
         with xr.open_dataset(args.from_run) as ds:
-            cfg = json.loads(ds.attrs["config"])
+            cfg = ln.config_from_json(ds.attrs["config"])  # schema 1 (flat) or 2 (composed)
             print(f"# continuing {args.from_run} from {float(ds.attrs['simulated_until_s']):g} s (plasticity from "
-                  f"{cfg['plasticity_start_s']:g} s, fast_rms={cfg['fast_rms']})")
-            fast = bool(cfg["fast_rms"])
-            if float(ds.attrs["simulated_until_s"]) < float(cfg["plasticity_start_s"]):
+                  f"{cfg.rule.plasticity_start_s:g} s, fast_rms={cfg.rule.fast_rms})")
+            fast = bool(cfg.rule.fast_rms)
+            if float(ds.attrs["simulated_until_s"]) < float(cfg.rule.plasticity_start_s):
                 raise SystemExit("--from-run: that file has not reached its learning phase yet")
     jobs = [(dev, th) for dev in (["cpp_standalone"] if args.from_run else args.devices)
             for th in (args.threads if dev == "cpp_standalone" else [1])]

@@ -4,6 +4,13 @@ Every model in ratespike keeps all its constants in one frozen dataclass with th
 defaults. This module is the one place that turns command-line strings into typed field values, so
 every rule and every spiking experiment gets the same checks: an unknown field or a value of the wrong
 type is a :class:`~bridge.errors.ConfigError` naming the field.
+
+Composed configs: a field whose type is itself a config dataclass is a sub-config (the spiking experiments
+are made of ``neuron``, ``input``, ``rule``, ``protocol`` ... parts). Its fields are addressed by dotted paths
+(``neuron.tau_mem_ms``); a field name that occurs once in the whole tree may also be given bare
+(``tau_mem_ms``), one that occurs in several sub-configs must be dotted (``rule.w_max``, ``inhibition.w_max``).
+:func:`parse_overrides`, :func:`replace_config` and :func:`from_dict` accept both; :func:`to_json` writes the
+tree as nested objects, each with its ``"__class__"``.
 """
 from __future__ import annotations
 
@@ -91,40 +98,100 @@ def _convert(field: str, text: str, tp: Any) -> Any:
 
 
 def field_types(cfg_or_cls: Any) -> dict[str, Any]:
-    """The resolved type annotation of every init field of a config dataclass."""
+    """The resolved type annotation of every init field of a config dataclass (sub-configs as their class)."""
     cls = cfg_or_cls if isinstance(cfg_or_cls, type) else type(cfg_or_cls)
     hints = typing.get_type_hints(cls)
     return {f.name: hints[f.name] for f in dataclasses.fields(cls) if f.init}
 
 
-def parse_overrides(cfg: Any, items: Iterable[str]) -> dict[str, Any]:
-    """Parse ``FIELD=VALUE`` strings into typed values for the fields of ``cfg``.
+def _is_config(tp: Any) -> bool:
+    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
+
+
+def field_paths(cfg_or_cls: Any) -> dict[str, Any]:
+    """Every leaf field of a (possibly composed) config as ``dotted.path -> type``, in declaration order."""
+    out: dict[str, Any] = {}
+    for name, tp in field_types(cfg_or_cls).items():
+        if _is_config(tp):
+            out.update({f"{name}.{k}": v for k, v in field_paths(tp).items()})
+        else:
+            out[name] = tp
+    return out
+
+
+def resolve_path(cfg_or_cls: Any, key: str) -> str:
+    """The dotted path of ``key``: a path itself, or a leaf name that occurs once in the config tree.
 
     Raises
     ------
     ConfigError
-        For a malformed item, an unknown field, or a value that does not fit the field's type.
+        For an unknown name, or a bare name that several sub-configs have (the message lists the paths).
     """
-    types_ = field_types(cfg)
+    paths = field_paths(cfg_or_cls)
+    if key in paths:
+        return key
+    hits = [p for p in paths if p.rsplit(".", 1)[-1] == key]
+    if len(hits) == 1:
+        return hits[0]
+    cls = cfg_or_cls if isinstance(cfg_or_cls, type) else type(cfg_or_cls)
+    if len(hits) > 1:
+        raise ConfigError(f"config field {key!r} of {cls.__name__} is ambiguous: write one of "
+                          + ", ".join(hits))
+    raise unknown_choice(f"config field for {cls.__name__}", key, paths)
+
+
+def get_path(cfg: Any, key: str) -> Any:
+    """The value of a field given by dotted path or unique bare name."""
+    value = cfg
+    for part in resolve_path(cfg, key).split("."):
+        value = getattr(value, part)
+    return value
+
+
+def parse_overrides(cfg: Any, items: Iterable[str]) -> dict[str, Any]:
+    """Parse ``FIELD=VALUE`` strings into typed values for the fields of ``cfg``, keyed by dotted path.
+
+    ``FIELD`` is a field name, a dotted path into a composed config, or a leaf name unique in the tree.
+
+    Raises
+    ------
+    ConfigError
+        For a malformed item, an unknown or ambiguous field, or a value that does not fit the field's type.
+    """
+    types_ = field_paths(cfg)
     changes: dict[str, Any] = {}
     for item in items:
         if "=" not in item:
             raise ConfigError(f"--set expects FIELD=VALUE, got {item!r}")
         key, text = item.split("=", 1)
-        key = key.strip()
-        if key not in types_:
-            raise unknown_choice(f"config field for {type(cfg).__name__}", key, types_)
-        changes[key] = _convert(key, text.strip(), types_[key])
+        path = resolve_path(cfg, key.strip())
+        changes[path] = _convert(path, text.strip(), types_[path])
     return changes
 
 
 def replace_config(cfg: C, changes: Mapping[str, Any]) -> C:
-    """``dataclasses.replace`` that reports an invalid combination as a ConfigError."""
+    """``dataclasses.replace`` that reports an invalid combination as a ConfigError.
+
+    Keys are field names, dotted paths into sub-configs, or leaf names unique in the config tree; every
+    sub-config touched is rebuilt (and so validated), then the config itself.
+    """
     for key, value in changes.items():
         if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f"field {key!r} expects a finite number, got {value!r}")
+    direct: dict[str, Any] = {}
+    nested: dict[str, dict[str, Any]] = {}
+    names = field_types(cfg)
+    for key, value in changes.items():
+        path = key if key in names else resolve_path(cfg, key)
+        head, _, rest = path.partition(".")
+        if rest:
+            nested.setdefault(head, {})[rest] = value
+        else:
+            direct[head] = value
+    for head, sub in nested.items():
+        direct[head] = replace_config(direct.get(head, getattr(cfg, head)), sub)
     try:
-        return dataclasses.replace(cfg, **changes)  # type: ignore[type-var]
+        return dataclasses.replace(cfg, **direct)  # type: ignore[type-var]
     except ConfigError:
         raise
     except (TypeError, ValueError) as e:
@@ -136,16 +203,72 @@ def apply_overrides(cfg: C, items: Iterable[str]) -> C:
     return replace_config(cfg, parse_overrides(cfg, items))
 
 
+def from_dict(cls: type[C], d: Mapping[str, Any]) -> C:
+    """A config of class ``cls`` from a (nested) dict such as :func:`to_dict` gives; missing fields take defaults.
+
+    Lists become tuples where the field is a tuple; ``"__class__"`` keys are ignored; an unknown field is a
+    ConfigError.
+    """
+    types_ = field_types(cls)
+    kw: dict[str, Any] = {}
+    for key, value in d.items():
+        if key == "__class__":
+            continue
+        if key not in types_:
+            raise unknown_choice(f"config field for {cls.__name__}", key, types_)
+        tp = types_[key]
+        if _is_config(tp) and isinstance(value, Mapping):
+            kw[key] = from_dict(tp, value)
+        elif isinstance(value, list) and typing.get_origin(tp) is not list:
+            kw[key] = tuple(value)
+        else:
+            kw[key] = value
+    try:
+        return cls(**kw)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as e:
+        raise ConfigError(str(e)) from None
+
+
+def flat_fields(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A recorded config dict (schema 1 flat or schema 2 nested) as ``dotted.path -> value``, ``__class__`` left out."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if k == "__class__":
+            continue
+        if isinstance(v, Mapping):
+            out.update(flat_fields(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def recorded_field(d: Mapping[str, Any], name: str, default: Any = None) -> Any:
+    """The value of field ``name`` (a dotted path, or a leaf name unique in the tree) of a recorded config dict."""
+    flat = flat_fields(d)
+    if name in flat:
+        return flat[name]
+    hits = [v for k, v in flat.items() if k.rsplit(".", 1)[-1] == name]
+    return hits[0] if len(hits) == 1 else default
+
+
 def to_dict(cfg: Any) -> dict[str, Any]:
     """A JSON-ready dict of a config dataclass (tuples become lists)."""
     return json.loads(to_json(cfg))
 
 
+def _as_dict(cfg: Any) -> dict[str, Any]:
+    d: dict[str, Any] = {"__class__": type(cfg).__name__}
+    for f in dataclasses.fields(cfg):
+        v = getattr(cfg, f.name)
+        d[f.name] = _as_dict(v) if dataclasses.is_dataclass(v) and not isinstance(v, type) else v
+    return d
+
+
 def to_json(cfg: Any) -> str:
-    """The config as one JSON string, fields in declaration order, with its class name."""
-    d = {"__class__": type(cfg).__name__}
-    d.update(dataclasses.asdict(cfg))
-    return json.dumps(d, default=str)
+    """The config as one JSON string, fields in declaration order, with its class name (sub-configs nested)."""
+    return json.dumps(_as_dict(cfg), default=str)
 
 
 def check_positive(cfg: Any, *names: str) -> None:

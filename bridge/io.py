@@ -33,7 +33,7 @@ import xarray as xr
 
 from bridge.errors import ResultsFileError, StopSignal
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 CONVENTIONS = "CF-1.8"
 _PACKAGES = ("ratespike", "numpy", "scipy", "xarray", "netCDF4", "torch", "torchvision", "brian2",
              "brian2cuda", "scikit-learn")

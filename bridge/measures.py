@@ -264,6 +264,19 @@ def r2_score(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
         return np.where(ss_tot > 0, 1.0 - ss_res / np.where(ss_tot > 0, ss_tot, 1.0), np.nan)
 
 
+def lasso_predict(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, alpha: float = 0.1) -> np.ndarray:
+    """scikit-learn Lasso(alpha, max_iter=5000) fitted to every column of ``y_train`` on its own; predictions on
+    ``x_test``, shape ``(n_test, n_targets)`` (the one Lasso readout of ratespike)."""
+    from sklearn.linear_model import Lasso
+
+    y2 = np.asarray(y_train, dtype=np.float64)
+    y2 = y2[:, None] if y2.ndim == 1 else y2
+    pred = np.empty((len(x_test), y2.shape[1]))
+    for c in range(y2.shape[1]):
+        pred[:, c] = Lasso(alpha=alpha, max_iter=5000).fit(x_train, y2[:, c]).predict(x_test)
+    return pred
+
+
 def linear_decoding(x: np.ndarray, y: np.ndarray, *, kind: Literal["classification", "regression"],
                     method: Literal["ridge", "lasso"] = "ridge", alpha: float | None = None,
                     test_fraction: float = 0.2, contiguous: bool = True, seed: int = 0,
@@ -309,13 +322,7 @@ def linear_decoding(x: np.ndarray, y: np.ndarray, *, kind: Literal["classificati
     yf = y.astype(np.float64)
     y2 = yf[:, None] if yf.ndim == 1 else yf
     if method == "lasso":
-        from sklearn.linear_model import Lasso
-
-        pred = np.empty((len(te), y2.shape[1]))
-        for c in range(y2.shape[1]):
-            m = Lasso(alpha=0.1 if alpha is None else alpha, max_iter=5000)
-            m.fit(x[tr], y2[tr, c])
-            pred[:, c] = m.predict(x[te])
+        pred = lasso_predict(x[tr], y2[tr], x[te], 0.1 if alpha is None else alpha)
     elif method == "ridge":
         w, b = ridge_fit(x[tr], y2[tr], 1e-3 if alpha is None else alpha)
         pred = x[te] @ w + b

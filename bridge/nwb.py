@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from bridge.config import flat_fields, recorded_field
 from bridge.errors import ConfigError, ResultsFileError
 
 #: global attributes of a spiking file copied to the provenance table
@@ -167,10 +168,11 @@ def build_nwbfile(ds: xr.Dataset, groups: dict[str, xr.Dataset] | None = None, s
 
     # --- units: every neuron of every recorded population ---------------------------------------------------
     window = None
-    if "duration_s" in cfg and "record_last_s" in cfg:
-        end = float(cfg["duration_s"])
-        window = [max(0.0, end - float(cfg["record_last_s"])), end]
-    dt_s = float(cfg.get("dt_ms", 0.0)) * 1e-3
+    duration, last = recorded_field(cfg, "duration_s"), recorded_field(cfg, "record_last_s")
+    if duration is not None and last is not None:
+        end = float(duration)
+        window = [max(0.0, end - float(last)), end]
+    dt_s = float(recorded_field(cfg, "dt_ms", 0.0)) * 1e-3
     rec = (f"; spikes recorded from {window[0]:g} s to {window[1]:g} s (obs_intervals)" if window else "")
     nwb.units = Units(name="units", description=f"simulated neurons, one row per neuron of each population{rec}",
                       resolution=dt_s if dt_s > 0 else None)  # spike times are multiples of the time step
@@ -268,12 +270,13 @@ def build_nwbfile(ds: xr.Dataset, groups: dict[str, xr.Dataset] | None = None, s
     # --- the full config and the provenance ----------------------------------------------------------------
     meta = ProcessingModule(name="ratespike", description="how this run was made: the full typed config and "
                             "the provenance attributes of the ratespike results file")
-    fields = [k for k in cfg if k != "__class__"] or ["(none)"]
+    flat = flat_fields(cfg)
+    fields = list(flat) or ["(none)"]
     meta.add(DynamicTable(name="config", description=f"run config {cfg.get('__class__', '')}, one row per "
-                          "field, values as JSON".replace("  ", " "), columns=[
+                          "field (dotted paths into sub-configs), values as JSON".replace("  ", " "), columns=[
         VectorData(name="field", description="config field name", data=fields),
         VectorData(name="value", description="field value as JSON",
-                   data=[json.dumps(cfg.get(k)) for k in fields])]))
+                   data=[json.dumps(flat.get(k)) for k in fields])]))
     prov = [k for k in a if k not in _PROVENANCE_SKIP]
     meta.add(DynamicTable(name="provenance", description="global attributes of the source results file",
                           columns=[

@@ -282,7 +282,7 @@ def load_spec(path: str | os.PathLike, options: Mapping[str, Option], resolve: R
 
 def _point(cmd: str, merged: dict[str, Any], values: dict[str, Any], options: Mapping[str, Option],
            resolve: Resolver) -> Point:
-    from bridge.config import field_types, parse_overrides, replace_config, to_json
+    from bridge.config import field_paths, parse_overrides, replace_config, to_json
 
     opts: dict[str, Any] = {}
     fields: dict[str, Any] = {}
@@ -296,11 +296,12 @@ def _point(cmd: str, merged: dict[str, Any], values: dict[str, Any], options: Ma
         else:
             fields[k] = v
     cfg, batched = resolve(opts)
-    types_ = field_types(cfg)
+    paths = field_paths(cfg)  # dotted paths into a composed config; a bare name unique in it is taken too
+    leaves = {p.rsplit(".", 1)[-1] for p in paths}
     model = opts[MODEL_KEY[cmd]]
     for k in fields:
-        if k not in types_:
-            choices = list(dict.fromkeys([o for o in options if o != MODEL_KEY[cmd]] + list(types_)))
+        if k not in paths and k not in leaves:
+            choices = list(dict.fromkeys([o for o in options if o != MODEL_KEY[cmd]] + list(paths)))
             raise unknown_choice(f"key of 'ratespike {cmd}' (an option, or a config field of {model!r})", k,
                                  choices)
     sets = [f"{k}={_fmt_value(v)}" for k, v in fields.items()]

@@ -28,6 +28,9 @@ same connectivity statistics** and swaps the neurons and the rules for their rat
 * Inhibitory plasticity: the rate form of Vogels et al. (2011) symmetric iSTDP with the spiking
   network's constants: dw/dt = zeta r_I (2 tau r_E - alpha) per spike pair gives the target E rate
   kappa = alpha / (2 tau) = 10 Hz (alpha = 2 kappa tau = 0.4, tau = 20 ms; erratum sign ``-2 kappa tau``).
+
+The populations, the 25 ms bin, the pooled input weights and the selectivities are :mod:`bridge.fig5`'s, the
+definitions the spiking network's analysis uses too.
 """
 from __future__ import annotations
 
@@ -42,13 +45,10 @@ import xarray as xr
 from bridge.config import check_positive, check_range, to_json
 from bridge.errors import ConfigError, DataError, DivergenceError
 from bridge.io import provenance
-from bridge.measures import participation_ratio, selectivity_index
+from bridge.fig5 import BIN_S, POPULATIONS, dense_population_weights, selectivity_table
+from bridge.measures import participation_ratio
 from bridge.reps import representation
 from ratenets.train import progress as _progress
-
-#: the five input populations of the Fig. 5 network, in the spec's order
-POPULATIONS = ("P0", "P1", "P1ctl", "P2", "P2ctl")
-
 
 @dataclass(frozen=True, kw_only=True)
 class RateTwinConfig:
@@ -68,7 +68,7 @@ class RateTwinConfig:
     p_ii: float = 0.1                    # I->I connection probability
     w_ii: float = 0.4                    # I->I weight
     # rate neurons (ours: the paper has no rate version of this network)
-    bin_s: float = 0.025                 # time bin, the paper's 25 ms analysis bins
+    bin_s: float = BIN_S                 # time bin, the paper's 25 ms analysis bins (bridge.fig5)
     input_rate_unit_hz: float = 5.0      # input rates are divided by this (P0 = 1)
     rate_unit_hz: float = 10.0           # a model rate of 1 is this many Hz
     g_in: float = 0.2                    # gain of the input drive
@@ -270,8 +270,7 @@ class RateTwin:
 
     def population_weights(self) -> np.ndarray:
         """Mean input->E weight from each population, zeros (absent synapses) included: ``(exc, population)``."""
-        w = self.w_in.detach().cpu().numpy()
-        return w.reshape(w.shape[0], self.n_populations, -1).mean(-1)
+        return dense_population_weights(self.w_in.detach().cpu().numpy(), self.n_populations)
 
     def state_dict(self) -> dict[str, Any]:
         return {"w_in": self.w_in.detach().cpu(), "w_ie": self.w_ie.cpu(), "opt": self.opt.state_dict(),
@@ -293,21 +292,6 @@ def _check_rates(rates_hz: np.ndarray, n_populations: int) -> np.ndarray:
     if not np.all(np.isfinite(r)) or np.any(r < 0):
         raise DataError("input rates must be finite and >= 0 Hz")
     return r
-
-
-def selectivity_table(pop_w: np.ndarray, populations: tuple[str, ...] = POPULATIONS) -> dict[str, np.ndarray]:
-    """Per-neuron selectivities of Halvagal & Zenke (2023), Methods, from mean weights ``(neuron, population)``.
-
-    ``selectivity_P1 = (w_P1 - w_P1ctl) / (w_P1 + w_P1ctl)``, likewise for P2, and the relative selectivity
-    ``(w_P2 - w_P1) / (w_P2 + w_P1)``. Needs the five populations in :data:`POPULATIONS` order.
-    """
-    idx = {p: i for i, p in enumerate(populations)}
-    w = np.asarray(pop_w, dtype=np.float64)
-    return {
-        "selectivity_p1": selectivity_index(w[:, idx["P1"]], w[:, idx["P1ctl"]]),
-        "selectivity_p2": selectivity_index(w[:, idx["P2"]], w[:, idx["P2ctl"]]),
-        "relative_selectivity": selectivity_index(w[:, idx["P2"]], w[:, idx["P1"]]),
-    }
 
 
 def train_twin(config: RateTwinConfig, train_rates_hz: np.ndarray, probe_rates_hz: np.ndarray, *, seed: int = 0,
@@ -361,7 +345,7 @@ def train_twin(config: RateTwinConfig, train_rates_hz: np.ndarray, probe_rates_h
     ds["population_weight"].attrs.update(long_name="mean input->E weight per population (absent synapses "
                                          "count 0)", units="1")
     if tuple(populations) == POPULATIONS:
-        for k, v in selectivity_table(twin.population_weights(), populations).items():
+        for k, v in selectivity_table(twin.population_weights()).items():
             ds[k] = ("neuron", v)
             ds[k].attrs.update(long_name=k.replace("_", " ") + " (Halvagal & Zenke 2023, Methods)", units="1")
     ds["rate_exc"] = ("neuron", r_e.mean(0))

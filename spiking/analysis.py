@@ -11,26 +11,29 @@ number, the correlation of the joint 5-output Lasso prediction of the test bins 
 populations flattened together: ``io_correlation_joint`` (the spec's .23 early / .77 late). A multi-output
 ``sklearn`` Lasso fits every column on its own with the same alpha, so its prediction is the per-column one.
 ``io_correlation`` (per population) is an extra view, not the notebook's measure.
+
+The bins, the decoding, the pooled weights and the selectivities are those of :mod:`bridge.fig5`, shared with
+the rate twin and the spiking-vs-twin comparison.
 """
 from __future__ import annotations
-
-import json
 
 import numpy as np
 import xarray as xr
 
+from bridge.fig5 import (BIN_S, LASSO_ALPHA, N_POPULATIONS, POPULATIONS, binned_counts, lasso_decoding,
+                         population_weights, selectivity_table)
 from bridge.measures import participation_ratio
-from spiking.experiments.common import binned_counts
-from spiking.inputs import POPULATIONS
 
 
 def _window(ds: xr.Dataset) -> tuple[float, float]:
+    from spiking.experiments.lpl_network import config_from_json
+
     t1 = float(ds.attrs["simulated_time_s"])
-    cfg_last = float(json.loads(ds.attrs["config"])["record_last_s"])
+    cfg_last = float(config_from_json(ds.attrs["config"]).protocol.record_last_s)
     return max(0.0, t1 - cfg_last), t1
 
 
-def binned_activity(ds: xr.Dataset, bin_s: float = 0.025) -> tuple[np.ndarray, np.ndarray]:
+def binned_activity(ds: xr.Dataset, bin_s: float = BIN_S) -> tuple[np.ndarray, np.ndarray]:
     """X: E counts (time, neuron) and Y: input population counts (time, population) in the recorded window.
 
     Y comes from the recorded input spikes when present, else from the input rates (expected counts).
@@ -40,62 +43,36 @@ def binned_activity(ds: xr.Dataset, bin_s: float = 0.025) -> tuple[np.ndarray, n
     x = binned_counts(ds["spike_time_E"].values, ds["spike_neuron_E"].values, n_e, t0, t1, bin_s)
     if "spike_time_input" in ds:
         pop = ds["input_population"].values
-        y = binned_counts(ds["spike_time_input"].values, pop[ds["spike_neuron_input"].values], 5, t0, t1, bin_s)
+        y = binned_counts(ds["spike_time_input"].values, pop[ds["spike_neuron_input"].values], N_POPULATIONS,
+                          t0, t1, bin_s)
     else:
         r = ds["input_rate"].values  # (input_time, population), 10 ms steps
         step = float(ds["input_time"].values[1] - ds["input_time"].values[0])
         k = max(1, int(round(bin_s / step)))
         n = (len(r) // k) * k
-        n_per = int(ds["input_population"].sizes["neuron_input"]) // 5
-        y = r[:n].reshape(-1, k, 5).mean(1) * bin_s * n_per  # (time, population)
+        n_per = int(ds["input_population"].sizes["neuron_input"]) // N_POPULATIONS
+        y = r[:n].reshape(-1, k, N_POPULATIONS).mean(1) * bin_s * n_per  # (time, population)
         y = y[: len(x)]
         x = x[: len(y)]
     return x, y
 
 
-def lasso_decoding(x: np.ndarray, y: np.ndarray, alpha: float = 0.1, train_fraction: float = 0.95
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """R^2 on the held-out last bins for each column of y; also the predictions and true test values."""
-    from sklearn.linear_model import Lasso
-
-    n_train = int(round(train_fraction * len(x)))
-    r2 = np.full(y.shape[1], np.nan)
-    pred = np.zeros((len(x) - n_train, y.shape[1]))
-    for p in range(y.shape[1]):
-        m = Lasso(alpha=alpha, max_iter=5000).fit(x[:n_train], y[:n_train, p])
-        yp = m.predict(x[n_train:])
-        yt = y[n_train:, p]
-        ss = np.sum((yt - yt.mean()) ** 2)
-        r2[p] = 1 - np.sum((yt - yp) ** 2) / ss if ss > 0 else np.nan
-        pred[:, p] = yp
-    return r2, pred, y[n_train:]
-
-
 def group_weights(ds: xr.Dataset) -> np.ndarray:
     """Mean input weight of each population onto each E cell, zeros included; shape (neuron, population)."""
-    n_in = int(ds["input_population"].sizes["neuron_input"])
-    n_e = int(ds["rate_window_E"].sizes["neuron_E"])
-    w = np.zeros((n_in, n_e))
-    w[ds["w_input_pre"].values, ds["w_input_post"].values] = ds["w_input_final"].values
-    pop = ds["input_population"].values
-    return np.stack([w[pop == p].mean(0) for p in range(5)], axis=1)
+    return population_weights(ds["w_input_pre"].values, ds["w_input_post"].values, ds["w_input_final"].values,
+                              ds["input_population"].values, int(ds["rate_window_E"].sizes["neuron_E"]))
 
 
-def _index(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    s = a + b
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(s > 0, (a - b) / np.where(s > 0, s, 1), np.nan)
-
-
-def analyse(ds: xr.Dataset, bin_s: float = 0.025, alpha: float = 0.1) -> xr.Dataset:
+def analyse(ds: xr.Dataset, bin_s: float = BIN_S, alpha: float = LASSO_ALPHA) -> xr.Dataset:
     """All measures of the Fig. 5 notebook as one Dataset."""
     x, y = binned_activity(ds, bin_s)
     r2, pred, true = lasso_decoding(x, y, alpha=alpha)
     io = np.array([np.corrcoef(pred[:, p], true[:, p])[0, 1] if pred[:, p].std() > 0 else np.nan
-                   for p in range(5)])
+                   for p in range(N_POPULATIONS)])
     io_joint = (float(np.corrcoef(pred.ravel(), true.ravel())[0, 1])
                 if pred.size and pred.std() > 0 and true.std() > 0 else np.nan)
     gw = group_weights(ds)
+    sel = selectivity_table(gw)
     out = xr.Dataset(
         {"r2": ("population", r2, {"units": "1", "long_name": "Lasso decoding R^2 (last 5 % of the window)"}),
          "io_correlation": ("population", io, {"units": "1", "long_name": "corr(predicted, true) input counts "
@@ -104,11 +81,11 @@ def analyse(ds: xr.Dataset, bin_s: float = 0.025, alpha: float = 0.1) -> xr.Data
                                                   "prediction with the true counts, flattened (the notebook's)"}),
          "group_weight": (("neuron_E", "population"), gw, {"units": "1",
                                                            "long_name": "mean input weight per population"}),
-         "selectivity_P1": ("neuron_E", _index(gw[:, 1], gw[:, 2]), {"units": "1",
+         "selectivity_P1": ("neuron_E", sel["selectivity_p1"], {"units": "1",
                                                                       "long_name": "(w_P1 - w_P1ctl)/(sum)"}),
-         "selectivity_P2": ("neuron_E", _index(gw[:, 3], gw[:, 4]), {"units": "1",
+         "selectivity_P2": ("neuron_E", sel["selectivity_p2"], {"units": "1",
                                                                       "long_name": "(w_P2 - w_P2ctl)/(sum)"}),
-         "relative_selectivity": ("neuron_E", _index(gw[:, 3], gw[:, 1]), {
+         "relative_selectivity": ("neuron_E", sel["relative_selectivity"], {
              "units": "1", "long_name": "(w_P2 - w_P1)/(w_P2 + w_P1)"}),
          "participation_ratio": ((), participation_ratio(x) if x.std() > 0 else np.nan,
                                  {"units": "1", "long_name": "participation ratio of the binned E activity"}),

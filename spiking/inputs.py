@@ -1,5 +1,7 @@
 """The five Poisson input populations of Halvagal & Zenke (2023), Fig. 5 (``mk_rates.py``).
 
+The population names and their order are :data:`bridge.fig5.POPULATIONS`.
+
 Every neuron of a population shares one rate trace, sampled every ``sample_ms`` (10 ms), linearly
 interpolated and looped (lpl.md section 4, "Input"):
 
@@ -27,8 +29,6 @@ import numpy as np
 from bridge.config import check_positive
 from bridge.errors import ConfigError
 
-POPULATIONS = ("P0", "P1", "P1ctl", "P2", "P2ctl")
-
 
 @dataclass(frozen=True, kw_only=True)
 class InputConfig:
@@ -49,6 +49,17 @@ class InputConfig:
 
     def __post_init__(self) -> None:
         validate_inputs(self)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PoissonInputConfig:
+    """Homogeneous Poisson inputs (Song et al. 2000: 1000 excitatory inputs)."""
+
+    n_inputs: int = 1000           # Song et al. 2000: 1000 excitatory inputs
+    input_rate_hz: float = 15.0    # Brian2 example (Song et al. use 10-40 Hz)
+
+    def __post_init__(self) -> None:
+        check_positive(self, "n_inputs", "input_rate_hz")
 
 
 def validate_inputs(cfg: Any) -> None:

@@ -313,7 +313,7 @@ def _patch_main(path: Path) -> None:
     if first_run < 0:
         raise BuildError(f"cannot make {path.name} run-time configurable: no run({RUN0_SENTINEL!r}, ...)")
     tail = re.sub(r"\n[ \t]*_array_\w*clock_(?:timestep|t)\[0\] = [^;\n]+;", "", src[first_run:])
-    src = src[:first_run] + tail
+    src = _sorted_clock_resets(src[:first_run]) + tail
     reps = {f"{SEED_SENTINEL!r}L": 'ratespike_env_ul("RATESPIKE_SEED")',
             f"{SEGMENT_SEED_SENTINEL!r}L": 'ratespike_env_ul("RATESPIKE_SEGMENT_SEED")',
             f"run({RUN0_SENTINEL!r},": 'run(ratespike_env_d("RATESPIKE_RUN0"),',
@@ -327,6 +327,30 @@ def _patch_main(path: Path) -> None:
         raise BuildError(f"cannot make {path.name} run-time configurable: no '{marker.strip()}'")
     src = src.replace(marker, marker + _HELPERS, 1)
     path.write_text(src)
+
+
+def _sorted_clock_resets(src: str) -> str:
+    """Sort every block of consecutive clock resets (``_array_X_clock_t[0] = 0.0;`` ...) by line.
+
+    Brian2 writes these independent assignments in the iteration order of a set of clocks, which changes from
+    one Python process to the next; sorted, the same model gives the same main.cpp and so the same code hash
+    (:func:`_code_hash`), and a source edit that leaves the model unchanged reuses the compiled binary.
+    """
+    import re
+
+    reset = re.compile(r"[ \t]*_array_\w*clock_(?:timestep|t)\[0\] = [^;\n]+;")
+    lines = src.split("\n")
+    out: list[str] = []
+    block: list[str] = []
+    for line in lines:
+        if reset.fullmatch(line):
+            block.append(line)
+            continue
+        out += sorted(block)
+        block = []
+        out.append(line)
+    out += sorted(block)
+    return "\n".join(out)
 
 
 #: state variables that hold a time of the binary's own clock, which starts at 0 in every run: Brian2's

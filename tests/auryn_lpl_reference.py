@@ -144,6 +144,19 @@ def simulate(*, n_steps: int, dt_s: float, pre_spikes: np.ndarray, syn_i: np.nda
     return {"w": w, "s_post": s_post, "mem": mem_trace, "m": m, "sigma2": sigma2}
 
 
+class Both:
+    """Attribute lookup over several configs (a neuron config and an LPL config), first match wins."""
+
+    def __init__(self, *cfgs):
+        self._cfgs = cfgs
+
+    def __getattr__(self, name):
+        for c in self._cfgs:
+            if hasattr(c, name):
+                return getattr(c, name)
+        raise AttributeError(name)
+
+
 def params_from(cfg, dt_s: float) -> dict:
     """The constants of :func:`simulate` from a spiking config (NeuronConfig + LPLConfig fields)."""
     return {

@@ -67,7 +67,7 @@ def network_build_root(tmp_path_factory):
     from spiking.experiments import lpl_network as ln
 
     root = tmp_path_factory.mktemp("builds")
-    ds, _ = ln.simulate(ln.Config(duration_s=0.2, **TINY_NETWORK), seed=0, device="cpp_standalone",
+    ds, _ = ln.simulate(ln.config(duration_s=0.2, **TINY_NETWORK), seed=0, device="cpp_standalone",
                         build_root=root)
     assert ds.attrs["build_time_s"] > 0
     return root

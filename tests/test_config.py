@@ -75,3 +75,15 @@ def test_every_field_survives_set(lr, n, flag, sizes):
              if v is not None]
     assert apply_overrides(Toy(), items) == cfg
     assert to_dict(cfg)["sizes"] == list(sizes)
+
+
+def test_recorded_fields_of_flat_and_nested_configs():
+    from bridge.config import flat_fields, recorded_field
+
+    flat = {"__class__": "Config", "duration_s": 2.0, "w_max": 1.0}
+    nested = {"__class__": "X", "protocol": {"__class__": "P", "duration_s": 2.0},
+              "rule": {"w_max": 1.0}, "inhibition": {"w_max": 0.5}}
+    assert flat_fields(nested) == {"protocol.duration_s": 2.0, "rule.w_max": 1.0, "inhibition.w_max": 0.5}
+    assert recorded_field(flat, "duration_s") == recorded_field(nested, "duration_s") == 2.0
+    assert recorded_field(nested, "inhibition.w_max") == 0.5
+    assert recorded_field(nested, "w_max", "ambiguous") == "ambiguous"

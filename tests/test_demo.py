@@ -19,18 +19,19 @@ from bridge.reps import groups_of, representation
 def _fake_run_spiking(cfg, out, *, seed, device="cpp_standalone", build_root=None, progress=False):
     import xarray as xr
 
-    from bridge.commands.rate_vs_spiking import BIN_S, window_rates
+    from bridge.commands.rate_vs_spiking import window_rates
+    from bridge.fig5 import BIN_S
 
     rng = np.random.default_rng(seed)
-    n_in = 5 * cfg.n_per_population
-    pop_of = np.repeat(np.arange(5), cfg.n_per_population)
-    pre, post = np.nonzero(rng.random((n_in, cfg.n_exc)) < cfg.p_input)
+    n_in = 5 * cfg.input.n_per_population
+    pop_of = np.repeat(np.arange(5), cfg.input.n_per_population)
+    pre, post = np.nonzero(rng.random((n_in, cfg.connectivity.n_exc)) < cfg.connectivity.p_input)
     w = rng.uniform(0, 0.3, len(pre))
-    t0 = cfg.duration_s - cfg.record_last_s
-    n_bins = int(round(cfg.record_last_s / BIN_S))
+    t0 = cfg.protocol.duration_s - cfg.protocol.record_last_s
+    n_bins = int(round(cfg.protocol.record_last_s / BIN_S))
     counts = rng.poisson(window_rates(cfg, t0, n_bins)[:, pop_of] * BIN_S)  # (time, input)
     b, j = np.nonzero(counts)
-    wm = np.zeros((n_in, cfg.n_exc))
+    wm = np.zeros((n_in, cfg.connectivity.n_exc))
     wm[pre, post] = w
     exc = rng.poisson(np.maximum(counts @ wm - 0.5, 0) + 0.01).astype(float)  # (time, neuron)
     ds = xr.Dataset({
@@ -39,7 +40,7 @@ def _fake_run_spiking(cfg, out, *, seed, device="cpp_standalone", build_root=Non
         "spike_time_input": ("spike_input", t0 + (b + 0.5) * BIN_S), "spike_neuron_input": ("spike_input", j),
         "rate_E": ("neuron_E", exc.mean(0) / BIN_S)})
     ds.attrs.update(provenance(kind="spike", config_json=to_json(cfg), seed=seed,
-                               extra={"experiment": "lpl-network", "simulated_time_s": cfg.duration_s}))
+                               extra={"experiment": "lpl-network", "simulated_time_s": cfg.protocol.duration_s}))
     rep = representation(exc, layer="E", sample_dim="time", units="count", time_step_s=BIN_S)
     rep = rep.assign_coords(time=t0 + np.arange(n_bins) * BIN_S)
     return write_run(ds, out, groups=groups_of({"E": rep}))
@@ -109,7 +110,8 @@ def test_summary_says_when_the_twin_saw_another_duration_and_when_lpl_loses():
     import xarray as xr
 
     from bridge.commands import demo
-    from bridge.commands.rate_vs_spiking import NETWORKS, POPULATIONS
+    from bridge.fig5 import POPULATIONS
+    from bridge.rate_vs_spiking import NETWORKS
 
     def run(vals, layers):
         return xr.Dataset({"test_accuracy": (("epoch", "layer"), [vals])}, coords={"epoch": [1], "layer": layers})

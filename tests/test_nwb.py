@@ -15,7 +15,7 @@ def spike_file(tmp_path_factory):
     from bridge.io import write_run
     from spiking.experiments import lpl_network as ln
 
-    cfg = ln.Config(duration_s=0.3, n_per_population=6, n_exc=5, n_inh=2, ei_width=2.0, plasticity_start_s=0.0,
+    cfg = ln.config(duration_s=0.3, n_per_population=6, n_exc=5, n_inh=2, ei_width=2.0, plasticity_start_s=0.0,
                     w_input=0.8, record_last_s=0.2, rate_bin_s=0.1, weight_snapshot_s=0.1, trace_dt_s=0.1,
                     eta=1.0, fast_rms=True, update_interval_s=0.1)
     ds, groups = ln.simulate(cfg, seed=3, device="runtime", codegen="numpy")
@@ -56,8 +56,8 @@ def test_round_trip_spike_times_exactly(spike_file, tmp_path):
         np.testing.assert_array_equal(syn["weight"].values, ds["w_input_final"].values)
         cfg = nwb.processing["ratespike"]["config"].to_dataframe()
         stored = dict(zip(cfg["field"], (json.loads(v) for v in cfg["value"])))
-        assert stored["duration_s"] == 0.3 and stored["n_exc"] == 5
-        assert json.loads(nwb.notes)["record_last_s"] == 0.2
+        assert stored["protocol.duration_s"] == 0.3 and stored["connectivity.n_exc"] == 5
+        assert json.loads(nwb.notes)["protocol"]["record_last_s"] == 0.2
         assert "representations" in nwb.processing
 
 

@@ -15,8 +15,7 @@ import types
 import numpy as np
 import pytest
 
-from spiking.experiments.lpl_network import Config
-from spiking.inputs import rate_samples
+from spiking.inputs import InputConfig, rate_samples
 from test_oracle_ssl import LPL_COMMIT, _checkout  # tests/ is on sys.path (conftest)
 
 
@@ -31,7 +30,7 @@ def test_rate_files_of_mk_rates_are_our_input_traces(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "seaborn", sns)
     monkeypatch.chdir(tmp_path)
     runpy.run_path(str(root / "spiking_simulations" / "mk_rates.py"), run_name="__main__")
-    ours = rate_samples(Config(duration_s=1.0))
+    ours = rate_samples(InputConfig())  # the Fig. 5 network's input config (its defaults)
     for k in range(1, 5):  # rates0.dat is a constant 5 Hz given by two points
         t, v = np.loadtxt(tmp_path / f"rates{k}.dat", unpack=True)
         assert len(v) == len(ours[k]), k

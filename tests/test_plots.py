@@ -138,7 +138,8 @@ def test_spiking_summary_panels_carry_the_file_units():
 
 
 def test_rate_vs_spiking_figure():
-    from bridge.commands.rate_vs_spiking import NETWORKS, POPULATIONS, side_by_side_figure
+    from bridge.fig5 import POPULATIONS
+    from bridge.rate_vs_spiking import NETWORKS, side_by_side_figure
 
     rng = np.random.default_rng(3)
     ds = xr.Dataset(coords={"network": list(NETWORKS), "population": list(POPULATIONS), "neuron": np.arange(8)})

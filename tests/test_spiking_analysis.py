@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from spiking.analysis import analyse, group_weights, lasso_decoding
+from bridge.fig5 import lasso_decoding
+from spiking.analysis import analyse, group_weights
 
 
 def _fake_run(seed: int = 0) -> xr.Dataset:

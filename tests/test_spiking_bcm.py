@@ -11,9 +11,9 @@ def test_bcm_sign_follows_threshold():
 
     from spiking.devices import use_device
     from spiking.inputs import spike_train_group
-    from spiking.rules.bcm import POST_EQS, POST_RESET, BCMConfig, bcm_synapses
+    from spiking.rules.bcm import POST_EQS, POST_RESET, BCMConfig, synapses
 
-    cfg = BCMConfig(eta_bcm=1e-4)
+    cfg = BCMConfig(eta=1e-4)
     steps = np.arange(20, 1500, 200)  # 50 Hz regular trains over 0.15 s
     idx = np.concatenate([np.zeros(len(steps), int), np.ones(len(steps), int)])
     both = np.concatenate([steps, steps])
@@ -21,7 +21,7 @@ def test_bcm_sign_follows_threshold():
         pre, *pre_drive = spike_train_group(2, idx, both, 0.1, name="pre")
         post, *post_drive = spike_train_group(2, idx, both + 50, 0.1, extra_eqs=POST_EQS + "g_ampa : 1\n",
                                               extra_reset=POST_RESET, name="post")
-        syn = bcm_synapses(pre, post, cfg, i=[0, 1], j=[0, 1], delay_ms=0.0, name="bcm")
+        (syn,) = synapses(pre, post, cfg, connect=([0, 1], [0, 1]), delay_ms=0.0, name="bcm")
         syn.w = 0.5
         post.theta_bcm = [0.0, 1e3]
         dev.run(Network(pre, *pre_drive, post, *post_drive, syn), 0.15)
@@ -38,5 +38,5 @@ def test_bcm_config_validation():
     from bridge.errors import ConfigError
     from spiking.rules.bcm import BCMConfig
 
-    with pytest.raises(ConfigError, match="eta_bcm"):
-        BCMConfig(eta_bcm=-1)
+    with pytest.raises(ConfigError, match="eta must be"):
+        BCMConfig(eta=-1)

@@ -46,14 +46,14 @@ def _brian(pre_steps, post_steps, duration_s, w0, zeta):
 
     from spiking.devices import use_device
     from spiking.inputs import spike_train_group
-    from spiking.rules.istdp import ISTDPConfig, istdp_synapses
+    from spiking.rules.istdp import ISTDPConfig, synapses
 
     cfg = ISTDPConfig(zeta=zeta)
     with use_device("runtime", seed=0, dt_ms=DT_MS, codegen="numpy") as dev:
         pre, *dp = spike_train_group(1, np.zeros(len(pre_steps), int), pre_steps, DT_MS, name="ipre")
         post, *dq = spike_train_group(1, np.zeros(len(post_steps), int), post_steps, DT_MS,
                                       extra_eqs="g_gaba : 1\n", name="epost")
-        syn = istdp_synapses(pre, post, cfg, i=[0], j=[0], w0=w0, delay_ms=D * DT_MS, name="ie")
+        (syn,) = synapses(pre, post, cfg, connect=([0], [0]), w0=w0, delay_ms=D * DT_MS, dt_ms=DT_MS, name="ie")
         mon = StateMonitor(post, "g_gaba", record=[0], when="end", name="gmon")
         dev.run(Network(pre, *dp, post, *dq, syn, mon), duration_s)
         dev.finish()
@@ -68,8 +68,8 @@ def test_istdp_matches_auryn_symmetric_stdp(w0, zeta):
     post = np.sort(rng.choice(np.arange(1, n_steps - 20), 50, replace=False))
     post = np.union1d(post, pre[:5] + D)  # post spikes in the steps where a pre spike arrives
     w_b, g_b, cfg = _brian(pre, post, n_steps * DT_MS * 1e-3, w0, zeta)
-    alpha = 2 * cfg.kappa_hz * cfg.tau_istdp_ms * 1e-3
-    w_r, g_r = _reference(pre, post, n_steps, w0, zeta, alpha, cfg.tau_istdp_ms * 1e-3, cfg.w_max_ie, DT_MS * 1e-3)
+    alpha = 2 * cfg.kappa_hz * cfg.tau_ms * 1e-3
+    w_r, g_r = _reference(pre, post, n_steps, w0, zeta, alpha, cfg.tau_ms * 1e-3, cfg.w_max, DT_MS * 1e-3)
     assert abs(w_r - w0) > 1e-4  # the weight moved by far more than the tolerance below
     assert w_b == pytest.approx(w_r, abs=1e-9)
     # the relay's g_gaba does not decay: it sums the transmitted (pre-update) weights, step by step
@@ -83,7 +83,7 @@ def test_istdp_pair_sizes():
     pre_step = 100
     post_step = pre_step + D + 100
     w_b, _, cfg = _brian(np.array([pre_step]), np.array([post_step]), 0.05, 0.5, zeta)
-    alpha = 2 * cfg.kappa_hz * cfg.tau_istdp_ms * 1e-3
-    expected = 0.5 - zeta * alpha + zeta * math.exp(-100 * DT_MS / cfg.tau_istdp_ms)
+    alpha = 2 * cfg.kappa_hz * cfg.tau_ms * 1e-3
+    expected = 0.5 - zeta * alpha + zeta * math.exp(-100 * DT_MS / cfg.tau_ms)
     assert w_b == pytest.approx(expected, abs=1e-12)
     assert abs(expected - 0.5) > 1e-3  # the change is many orders above the tolerance

@@ -50,8 +50,8 @@ def _brian_run(cfg: LPLConfig, duration_s: float, pre_idx, pre_steps, w0: float,
         post = lif_group(N_POST, ncfg, name="post", extra_eqs=lpl.POST_EQS, extra_reset=lpl.POST_RESET)
         post.v = np.array([-55.0, -62.0]) * mV
         i, j = np.meshgrid(np.arange(N_PRE), np.arange(N_POST), indexing="ij")
-        objs = lpl.lpl_synapses(pre, post, cfg, dt_s=DT, i=i.ravel(), j=j.ravel(), w0=w0, delay_ms=DELAY_MS,
-                                name="lpl")
+        objs = lpl.synapses(pre, post, cfg, connect=(i.ravel(), j.ravel()), w0=w0, delay_ms=DELAY_MS,
+                            dt_ms=DT * 1e3, name="lpl")
         sm = SpikeMonitor(post, name="sm")
         vm = StateMonitor(post, "v", record=True, when="end", order=10, name="vm")
         tm = StateMonitor(post, ["m", "sigma2", "err"], record=True, when="end", order=10, name="tm")
@@ -74,24 +74,11 @@ def _numpy_reference(cfg: LPLConfig, n_steps: int, pre_idx, pre_steps, syn_i, sy
     ncfg = NeuronConfig(dt_ms=DT * 1e3, delay_ms=DELAY_MS)
     pre = np.zeros((n_steps, N_PRE), dtype=bool)
     pre[pre_steps, pre_idx] = True
-    p = ref.params_from(_Both(ncfg, cfg), DT)
+    p = ref.params_from(ref.Both(ncfg, cfg), DT)
     out = ref.simulate(n_steps=n_steps, dt_s=DT, pre_spikes=pre, syn_i=syn_i, syn_j=syn_j, n_post=N_POST, w0=w0, p=p,
                        u0=np.array([-55e-3, -62e-3]), m0=cfg.prior_rate_hz * cfg.tau_mean_s, sigma2_0=cfg.sigma2,
                        active_from_step=int(round(cfg.plasticity_start_s / DT)))
     return out
-
-
-class _Both:
-    """Attribute lookup over a neuron config and an LPL config."""
-
-    def __init__(self, *cfgs):
-        self._cfgs = cfgs
-
-    def __getattr__(self, name):
-        for c in self._cfgs:
-            if hasattr(c, name):
-                return getattr(c, name)
-        raise AttributeError(name)
 
 
 ETA = 0.01

@@ -14,7 +14,7 @@ import pytest
 def tiny_run():
     from spiking.experiments import lpl_network as ln
 
-    cfg = ln.Config(duration_s=0.3, n_per_population=6, n_exc=5, n_inh=2, ei_width=2.0, plasticity_start_s=0.0,
+    cfg = ln.config(duration_s=0.3, n_per_population=6, n_exc=5, n_inh=2, ei_width=2.0, plasticity_start_s=0.0,
                     w_input=0.8, segment_s=0.1, record_last_s=0.2, rate_bin_s=0.1, weight_snapshot_s=0.1,
                     trace_dt_s=0.1, eta=1.0, fast_rms=True, update_interval_s=0.1)
     parts = []
@@ -27,22 +27,22 @@ def tiny_run():
 def test_segments_hand_over_partial_results(tiny_run):
     cfg, ds, _, parts = tiny_run
     assert parts == pytest.approx([0.1, 0.2])  # the last segment is the final result, not a partial one
-    assert ds.attrs["simulated_until_s"] == pytest.approx(cfg.duration_s)
+    assert ds.attrs["simulated_until_s"] == pytest.approx(cfg.protocol.duration_s)
 
 
 def test_network_results_contract(tiny_run):
     cfg, ds, groups, _ = tiny_run
-    n_in = 5 * cfg.n_per_population
+    n_in = 5 * cfg.input.n_per_population
     assert ds["spike_neuron_input"].attrs["instance_dimension"] == "neuron_input"
     t = ds["spike_time_input"].values
-    assert np.all(np.diff(t) >= 0) and t.min() >= cfg.duration_s - cfg.record_last_s - 1e-9
+    assert np.all(np.diff(t) >= 0) and t.min() >= cfg.protocol.duration_s - cfg.protocol.record_last_s - 1e-9
     assert 0 < len(t) < n_in * 200 * 0.2  # Poisson at ~5 Hz
-    assert ds["w_input_pre"].max() < n_in and ds["w_input_post"].max() < cfg.n_exc
+    assert ds["w_input_pre"].max() < n_in and ds["w_input_post"].max() < cfg.connectivity.n_exc
     assert ds["w_input"].sizes["snapshot_time_input"] == 3
-    assert not np.allclose(ds["w_input_final"].values, cfg.w_input)  # plastic from t = 0 with a large eta
+    assert not np.allclose(ds["w_input_final"].values, cfg.connectivity.w_input)  # plastic from t = 0 with a large eta
     assert ds["input_rate"].sizes["population"] == 5
     rep = groups["representations/E"]
-    assert rep["response"].dims == ("time", "unit") and rep.sizes["unit"] == cfg.n_exc
+    assert rep["response"].dims == ("time", "unit") and rep.sizes["unit"] == cfg.connectivity.n_exc
     assert rep.sizes["time"] == 8  # 0.2 s in 25 ms bins
     assert float(rep["response"].sum()) == ds.sizes["spike_E"]
 
@@ -130,7 +130,7 @@ def test_resume_refuses_a_file_of_another_config(tmp_path, capsys):
     import xarray as xr
 
     out = tmp_path / "p.nc"
-    other = ln.Config(duration_s=4.0, segment_s=1.0)
+    other = ln.config(duration_s=4.0, segment_s=1.0)
     ds = xr.Dataset(attrs=provenance(kind="spike", config_json=to_json(other), seed=0, extra={
         "experiment": "lpl-network", "simulated_until_s": 1.0, "complete": 0}))
     write_run(ds, out, groups={"raw": xr.Dataset(), "state": xr.Dataset()})
@@ -139,3 +139,15 @@ def test_resume_refuses_a_file_of_another_config(tmp_path, capsys):
                  "--build-root", str(tmp_path / "b")]) == 2
     assert "another config" in capsys.readouterr().err
     assert out.read_bytes() == before
+
+
+def test_generated_clock_resets_are_sorted_so_the_code_hash_is_stable():
+    """Brian2 writes the clock resets of main.cpp in a set's iteration order, which differs between processes;
+    sorted, one model gives one main.cpp (spiking.standalone._code_hash then finds the compiled binary)."""
+    from spiking.standalone import _sorted_clock_resets
+
+    a = "x();\n  _array_b_clock_t[0] = 0.0;\n  _array_a_clock_timestep[0] = 0;\n  _array_a_clock_t[0] = 0.0;\ny();"
+    b = "x();\n  _array_a_clock_t[0] = 0.0;\n  _array_b_clock_t[0] = 0.0;\n  _array_a_clock_timestep[0] = 0;\ny();"
+    assert a != b and _sorted_clock_resets(a) == _sorted_clock_resets(b)
+    assert _sorted_clock_resets(a).startswith("x();\n") and _sorted_clock_resets(a).endswith("\ny();")
+    assert sorted(_sorted_clock_resets(a).split("\n")) == sorted(a.split("\n"))

@@ -22,7 +22,7 @@ def windows():
     from spiking.devices import use_device
     from spiking.experiments import stdp_protocol as sp
 
-    cfgs = [sp.Config(sigma2=s, n_pairings=10, duration_s=1.3) for s in (0.1, 1.0, 100.0)]
+    cfgs = [sp.config(sigma2=s, n_pairings=10, duration_s=1.3) for s in (0.1, 1.0, 100.0)]
     with use_device("runtime", seed=0, dt_ms=0.1, codegen="numpy") as dev:
         out = sp.simulate_conditions(cfgs, seed=0, dev=dev)
     return dict(zip((0.1, 1.0, 100.0), out))
@@ -48,20 +48,22 @@ def test_protocol_matches_an_independent_auryn_model(windows, sigma2):
     import auryn_lpl_reference as ref
     from spiking.experiments import stdp_protocol as sp
 
-    cfg = sp.Config(sigma2=sigma2, n_pairings=10, duration_s=1.3)  # as the windows fixture
-    dt = cfg.dt_ms * 1e-3
-    n_steps = int(round(cfg.duration_s / dt))
+    cfg = sp.config(sigma2=sigma2, n_pairings=10, duration_s=1.3)  # as the windows fixture
+    nc, rule, prot = cfg.neuron, cfg.rule, cfg.protocol
+    dt = nc.dt_ms * 1e-3
+    n_steps = int(round(prot.duration_s / dt))
     post_steps, pre_i, pre_steps = sp.spike_schedule(cfg)
-    pre = np.zeros((n_steps, cfg.n_pre), dtype=bool)
+    pre = np.zeros((n_steps, prot.n_pre), dtype=bool)
     pre[pre_steps, pre_i] = True
-    t_post = cfg.first_pairing_s + np.arange(cfg.n_pairings) / cfg.pairing_rate_hz
+    t_post = prot.first_pairing_s + np.arange(prot.n_pairings) / prot.pairing_rate_hz
     clamp = ref.clamp_series(t_post, n_steps, dt)
-    out = ref.simulate(n_steps=n_steps, dt_s=dt, pre_spikes=pre, syn_i=np.arange(cfg.n_pre),
-                       syn_j=np.zeros(cfg.n_pre, dtype=int), n_post=1, w0=cfg.w0, p=ref.params_from(cfg, dt),
-                       u0=np.array([cfg.clamp_mv * 1e-3]), clamp=clamp, m0=cfg.prior_rate_hz * cfg.tau_mean_s,
-                       sigma2_0=cfg.sigma2)
+    out = ref.simulate(n_steps=n_steps, dt_s=dt, pre_spikes=pre, syn_i=np.arange(prot.n_pre),
+                       syn_j=np.zeros(prot.n_pre, dtype=int), n_post=1, w0=prot.w0,
+                       p=ref.params_from(ref.Both(nc, rule), dt),
+                       u0=np.array([prot.clamp_mv * 1e-3]), clamp=clamp, m0=rule.prior_rate_hz * rule.tau_mean_s,
+                       sigma2_0=rule.sigma2)
     d = sp.delta_t_ms(cfg)
-    dw_ref = (out["w"] - cfg.w0) / cfg.w0
+    dw_ref = (out["w"] - prot.w0) / prot.w0
     ds = windows[sigma2]
     np.testing.assert_allclose(ds["dw"].values, dw_ref[np.argsort(d)], rtol=0, atol=1e-9)
     assert int(ds["post_spike_count"]) == int(out["s_post"].sum())
@@ -114,13 +116,13 @@ def test_configs_reject_bad_dt_and_durations():
     from spiking.experiments import lpl_network, stdp_protocol
 
     with pytest.raises(ConfigError, match="delay_ms"):
-        lpl_network.Config(dt_ms=0.3)
+        lpl_network.config(dt_ms=0.3)
     with pytest.raises(ConfigError, match="duration_s"):
-        lpl_network.Config(duration_s=-5)
+        lpl_network.config(duration_s=-5)
     with pytest.raises(ConfigError, match="duration_s"):
-        stdp_protocol.Config(duration_s=0)
+        stdp_protocol.config(duration_s=0)
     with pytest.raises(ConfigError, match="p_input"):
-        lpl_network.Config(p_input=1.5)
+        lpl_network.config(p_input=1.5)
 
 
 @pytest.mark.parametrize("argv,needle", [

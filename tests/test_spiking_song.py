@@ -17,7 +17,7 @@ import pytest
 def test_additive_stdp_makes_weights_bimodal(tmp_path):
     from spiking.experiments import song_stdp
 
-    cfg = song_stdp.Config(duration_s=100.0)
+    cfg = song_stdp.config(duration_s=100.0)
     # measured (seed 0): edge bins 140 and 127 vs an interior mean of 41; 37 % of weights in the middle
     # three fifths, down from 60 %
     ds, _ = song_stdp.simulate(cfg, seed=0, device="cpp_standalone", build_root=tmp_path)
@@ -25,8 +25,8 @@ def test_additive_stdp_makes_weights_bimodal(tmp_path):
     # uniform start: edge bins like the others; after 100 s a U shape: both edge bins far above the interior
     assert max(h0[0], h0[-1]) < 1.5 * h0[1:-1].mean()
     assert h1[0] > 2.5 * h1[1:-1].mean() and h1[-1] > 2.5 * h1[1:-1].mean()
-    before = song_stdp.bimodality(ds["w_initial"].values, cfg.g_max)
-    after = song_stdp.bimodality(ds["w_final"].values, cfg.g_max)
+    before = song_stdp.bimodality(ds["w_initial"].values, cfg.rule.g_max)
+    after = song_stdp.bimodality(ds["w_final"].values, cfg.rule.g_max)
     assert after["middle"] < before["middle"] - 0.15
 
 
@@ -36,7 +36,7 @@ def test_pair_update_sign_and_size(lag_ms, sign):
     from brian2 import Network, NeuronGroup, SpikeGeneratorGroup, ms
 
     from spiking.devices import use_device
-    from spiking.rules.stdp import STDPConfig, stdp_namespace, stdp_synapses
+    from spiking.rules.stdp import STDPConfig, stdp_namespace, synapses
 
     cfg = STDPConfig()
     w0 = 0.5 * cfg.g_max
@@ -50,7 +50,7 @@ def test_pair_update_sign_and_size(lag_ms, sign):
 
         kick = Synapses(post_gen, post, on_pre="fire_post = 1", name="kick")
         kick.connect(j="i", namespace={})
-        syn = stdp_synapses(pre, post, cfg, name="stdp")
+        (syn,) = synapses(pre, post, cfg, name="stdp")
         syn.w = w0
         dev.run(Network(pre, post_gen, post, kick, syn), 0.06)
         w = float(syn.w[0])

@@ -33,7 +33,7 @@ def _same(a: xr.Dataset, b: xr.Dataset) -> list[str]:
 def runs(network_build_root, tiny_network):
     out = {}
     for cond, seed in (("lpl", 0), ("hebb-off", 0), ("lpl", 1)):
-        cfg = ln.Config(duration_s=0.6, condition=cond, **tiny_network)
+        cfg = ln.config(duration_s=0.6, condition=cond, **tiny_network)
         out[cond, seed] = ln.simulate(cfg, seed=seed, device="cpp_standalone", build_root=network_build_root)[0]
     return out
 
@@ -41,7 +41,7 @@ def runs(network_build_root, tiny_network):
 def test_cached_binary_builds_nothing_and_is_deterministic(runs, network_build_root, tiny_network):
     for ds in runs.values():
         assert ds.attrs["build_time_s"] == 0.0
-    again = ln.simulate(ln.Config(duration_s=0.6, **tiny_network), seed=0, device="cpp_standalone",
+    again = ln.simulate(ln.config(duration_s=0.6, **tiny_network), seed=0, device="cpp_standalone",
                         build_root=network_build_root)[0]
     assert _same(runs["lpl", 0], again) == []
 
@@ -117,7 +117,7 @@ def test_one_binary_gives_what_a_fresh_build_gives(runs, tiny_network, tmp_path)
     """Conditions and seeds run on the shared binary equal the same runs on a binary built afresh for them."""
     fresh = tmp_path / "fresh-builds"
     for cond, seed in (("hebb-off", 0), ("lpl", 1)):
-        cfg = ln.Config(duration_s=0.6, condition=cond, **tiny_network)
+        cfg = ln.config(duration_s=0.6, condition=cond, **tiny_network)
         ds = ln.simulate(cfg, seed=seed, device="cpp_standalone", build_root=fresh)[0]
         if cond == "hebb-off":
             assert ds.attrs["build_time_s"] > 0  # the first of the two built its own binary

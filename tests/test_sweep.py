@@ -13,6 +13,7 @@ import xarray as xr
 
 from bridge import sweep
 from bridge.cli import main
+from bridge.errors import ConfigError
 from bridge.commands.sweep import load
 
 
@@ -126,6 +127,15 @@ def test_points_names_seed_blocks_and_spiking_build_root(tmp_path):
     tasks, _ = sweep.plan(spike, build_root=tmp_path / "build")
     assert len(tasks) == 2 and all(t.argv[-2:] == ["--build-root", str(tmp_path / "build")] for t in tasks)
     assert tasks[0].argv[:4] == ["spike", "stdp-protocol", "--duration", "1.0"]
+    # a composed config: a bare unique field name and a quoted dotted path, checked before anything runs
+    dotted = load(str(_spec(tmp_path, 'command = "spike"\nout_dir = "s"\n[fixed]\nexperiment = "lpl-network"\n'
+                                      'duration = 1.0\ntau_mem_ms = 19.0\n"inhibition.w_max" = 0.8\n[grid]\n'
+                                      'seed = [0]\n', "d.toml")))
+    argv = sweep.plan(dotted, build_root=tmp_path / "build")[0][0].argv
+    assert "tau_mem_ms=19.0" in argv and "inhibition.w_max=0.8" in argv
+    with pytest.raises(ConfigError, match="ambiguous"):
+        load(str(_spec(tmp_path, 'command = "spike"\nout_dir = "s"\n[fixed]\nexperiment = "lpl-network"\n'
+                                 'duration = 1.0\nw_max = 0.8\n[grid]\nseed = [0]\n', "a.toml")))
 
 
 def test_a_killed_point_is_retried_with_resume_and_a_bad_one_is_not(tmp_path, monkeypatch):

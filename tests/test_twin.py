@@ -9,8 +9,9 @@ import torch
 
 from bridge.compare import compare_representations
 from bridge.errors import ConfigError, DataError
+from bridge.fig5 import POPULATIONS, selectivity_table
 from ratenets.rules.lpl import lpl_loss, lpl_terms
-from ratenets.twin import POPULATIONS, RateTwin, RateTwinConfig, selectivity_table, train_twin
+from ratenets.twin import RateTwin, RateTwinConfig, train_twin
 
 SMALL = RateTwinConfig(inputs_per_population=40, n_exc=30, n_inh=8, window_s=6.0, epochs=4, lr=2e-2)
 

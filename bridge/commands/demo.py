@@ -171,6 +171,7 @@ def run(args: argparse.Namespace) -> int:
 
     # --- 5-7: the spiking network and its rate twin, same input, same duration -------------------------------
     from bridge.commands import rate_vs_spiking as rvs
+    from bridge.rate_vs_spiking import side_by_side
 
     record = min(10.0, args.spike_duration)
     # a short run: plasticity from the start with the RMS-normalised step (run_snn_augmented_grad.sh), so
@@ -189,8 +190,8 @@ def run(args: argparse.Namespace) -> int:
     files.append(twin)
     step(7, "comparing the spiking network and its rate twin on the same recorded window")
     # a 10 s window: hold out its last 2 s (the paper holds out the last 5 s of 100 s)
-    side = rvs.side_by_side(spk, twin, out / "rate_vs_spiking.nc", png=out / "rate_vs_spiking.png",
-                            test_fraction=0.2)
+    side = side_by_side(spk, twin, out / "rate_vs_spiking.nc", png=out / "rate_vs_spiking.png",
+                        test_fraction=0.2)
     files += [out / "rate_vs_spiking.nc", out / "rate_vs_spiking.png"]
 
     text = summary_text(args, epochs, twin_train, record, results, sims, side)

@@ -19,7 +19,7 @@ def run(args: argparse.Namespace) -> int:
     out = check_writable(args.out or Path(args.file).with_suffix(".png"), inputs=[args.file], kind="png")
     ds = open_run(args.file)
     if ds.attrs.get("experiment") == "rate-vs-spiking":
-        from bridge.commands.rate_vs_spiking import plot_side_by_side
+        from bridge.rate_vs_spiking import plot_side_by_side
 
         png = plot_side_by_side(ds, out)
     else:

@@ -14,9 +14,10 @@ import sys
 from pathlib import Path
 
 from bridge.commands.common import add_set_argument
-from spiking.experiments import EXPERIMENTS  # the one list of experiments (a plain dict: imports no Brian2)
+from spiking.experiments import EXPERIMENTS  # the one registry: a dict of module paths, loads no Brian2
 
-HELP = f"simulate a spiking experiment in Brian2 ({', '.join(EXPERIMENTS)}) and write NetCDF"
+HELP = "simulate a spiking experiment in Brian2 (" + ", ".join(EXPERIMENTS) + ") and write NetCDF"
+_EXPERIMENTS = tuple(EXPERIMENTS)
 #: the Fig. 5 protocol: 1800 s priming + 100 000 s (run_snn.sh)
 PAPER_DURATION_S = 101800.0
 
@@ -25,8 +26,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("experiment", nargs="?", help="one of " + ", ".join(EXPERIMENTS))
     p.add_argument("--list", action="store_true", help="list the experiments and their config fields, then exit")
     p.add_argument("--duration", type=float, default=None, metavar="SECONDS",
-                   help="total simulated time in seconds (default: the paper's for stdp-protocol and song-stdp; "
-                        "lpl-network needs --duration or --paper-protocol)")
+                   help="total simulated time in seconds (default: the config's for stdp-protocol, song-stdp and "
+                        "bcm-rate; lpl-network needs --duration or --paper-protocol)")
     p.add_argument("--paper-protocol", action="store_true",
                    help="lpl-network: the paper's full length, 1800 s priming + 100 000 s of simulated time")
     p.add_argument("--device", default="cpp_standalone",
@@ -81,8 +82,6 @@ def _check_seed(s: int) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import dataclasses
-
     from bridge.config import apply_overrides, replace_config
     from bridge.errors import ConfigError, unknown_choice
     from bridge.io import check_writable
@@ -92,9 +91,9 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError("missing EXPERIMENT (choices: " + ", ".join(EXPERIMENTS) + ")")
         from spiking.experiments import get_experiment
 
-        for name in EXPERIMENTS:
-            fields = [f.name for f in dataclasses.fields(get_experiment(name).Config)]
-            print(f"{name}: " + ", ".join(fields))
+        for name in _EXPERIMENTS:
+            cls = get_experiment(name).CONFIG
+            print(f"{name} ({cls.__name__}): " + ", ".join(_set_names(cls)))
         return 0
     if args.experiment not in EXPERIMENTS:
         raise unknown_choice("spiking experiment", args.experiment, EXPERIMENTS)
@@ -104,7 +103,8 @@ def run(args: argparse.Namespace) -> int:
     net = args.experiment == "lpl-network"
     if not net and (args.seeds or args.conditions or args.resume or args.paper_protocol or args.out_dir):
         raise ConfigError("--seeds, --conditions, --out-dir, --resume and --paper-protocol are for lpl-network")
-    set_duration = any(o.split("=", 1)[0].strip() == "duration_s" for o in (args.overrides or []))
+    set_duration = any(o.split("=", 1)[0].strip() in ("duration_s", "protocol.duration_s")
+                       for o in (args.overrides or []))
     if net and args.duration is None and not args.paper_protocol and not set_duration:
         raise ConfigError(f"lpl-network needs --duration SECONDS or --paper-protocol (the paper's protocol is "
                           f"{PAPER_DURATION_S:g} s = {PAPER_DURATION_S / 3600:.1f} h of simulated time: 1800 s "
@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     from spiking.experiments import get_experiment
 
     mod = get_experiment(args.experiment)
-    cfg = mod.Config()
+    cfg = mod.CONFIG()
     if args.duration is not None:
         cfg = replace_config(cfg, {"duration_s": float(args.duration)})
     elif args.paper_protocol:
@@ -145,18 +145,16 @@ def _report(experiment, device, ds, mod, out) -> None:
 
 
 def _run_network(args, mod, cfg) -> int:
-    import dataclasses
-
-    from bridge.config import to_json
+    from bridge.config import replace_config
     from bridge.errors import ConfigError, unknown_choice
     from bridge.io import check_writable
 
     mod.check_segments(cfg)
     if args.device == "cuda_standalone":
         raise ConfigError("lpl-network runs on runtime or cpp_standalone (its compile-once binary is C++)")
-    if cfg.segment_s > 0 and args.device == "runtime" and args.resume:
+    if cfg.protocol.segment_s > 0 and args.device == "runtime" and args.resume:
         raise ConfigError("--resume needs --device cpp_standalone")
-    conds = [cfg.condition]
+    conds = [cfg.protocol.condition]
     if args.conditions is not None:
         conds = [c.strip() for c in args.conditions.split(",")]
         for c in conds:
@@ -173,7 +171,7 @@ def _run_network(args, mod, cfg) -> int:
         if args.device != "cpp_standalone":
             raise ConfigError("a --conditions/--seeds set runs on --device cpp_standalone")
         out_dir = Path(args.out_dir)
-        jobs = [(dataclasses.replace(cfg, condition=c), s, out_dir / f"lpl-network_{c}_s{s}.nc")
+        jobs = [(replace_config(cfg, {"protocol.condition": c}), s, out_dir / f"lpl-network_{c}_s{s}.nc")
                 for c in conds for s in seeds]
         for _, _, path in jobs:
             check_writable(path)
@@ -181,8 +179,8 @@ def _run_network(args, mod, cfg) -> int:
     out = check_writable(args.out or f"lpl-network_s{args.seed}.nc")
     resume_from = None
     if args.resume:
-        resume_from = _partial(out, cfg, args.seed, to_json)
-    elif cfg.segment_s > 0 and out.exists():
+        resume_from = _partial(out, cfg, args.seed, mod.config_from_json)
+    elif cfg.protocol.segment_s > 0 and out.exists():
         pass  # a fresh run replaces the file only after its first segment
     progress = not args.no_progress
     from bridge.io import write_run
@@ -192,14 +190,18 @@ def _run_network(args, mod, cfg) -> int:
 
     ds, groups = mod.simulate(cfg, seed=args.seed, device=args.device, build_root=args.build_root,
                               threads=args.threads, progress=progress,
-                              on_segment=keep if cfg.segment_s > 0 else None, resume_from=resume_from)
+                              on_segment=keep if cfg.protocol.segment_s > 0 else None, resume_from=resume_from)
     write_run(ds, out, groups=groups)
     _report("lpl-network", args.device, ds, mod, out)
     return 0
 
 
-def _partial(out: Path, cfg, seed: int, to_json):
-    """The (Dataset, groups) of a partial results file that matches the config and seed; ConfigError if none."""
+def _partial(out: Path, cfg, seed: int, config_from_json):
+    """The (Dataset, groups) of a partial results file that matches the config and seed; ConfigError if none.
+
+    The file's config is read back (schema 1, the flat config, or schema 2, the composed one) and compared
+    field by field, so a file written before the configs were composed resumes; the resumed file is schema 2.
+    """
     from bridge.errors import ConfigError
     from bridge.io import open_group, open_run
 
@@ -215,10 +217,23 @@ def _partial(out: Path, cfg, seed: int, to_json):
         raise ConfigError(f"--resume: {str(out)!r} is not a segmented lpl-network results file")
     if int(ds.attrs.get("complete", 0)) == 1:
         raise ConfigError(f"--resume: {str(out)!r} is already complete")
-    if ds.attrs.get("config") != to_json(cfg) or int(ds.attrs.get("seed", -1)) != int(seed):
+    try:
+        same = config_from_json(ds.attrs.get("config")) == cfg
+    except ConfigError:
+        same = False
+    if not same or int(ds.attrs.get("seed", -1)) != int(seed):
         raise ConfigError(f"--resume: {str(out)!r} was written with another config or seed; use the same "
                           "--duration, --set and --seed, or another --out")
     return ds, groups
+
+
+def _set_names(cls) -> list[str]:
+    """The names ``--set`` takes for a config class: bare where unique in the tree, else the dotted path."""
+    from bridge.config import field_paths
+
+    paths = list(field_paths(cls))
+    leaf = [p.rsplit(".", 1)[-1] for p in paths]
+    return [name if leaf.count(name) == 1 else p for p, name in zip(paths, leaf)]
 
 
 def _one(job):
@@ -248,7 +263,7 @@ def _run_set(args, mod, jobs) -> int:
         if key not in binaries:
             binaries[key] = standalone.build(
                 "lpl-network", mod.compiled_fields(cfg),
-                lambda c=cfg: mod._construct(mod.effective(c), weight_monitors=False)[:4], dt_ms=cfg.dt_ms,
+                lambda c=cfg: mod._construct(mod.effective(c), weight_monitors=False)[:4], dt_ms=cfg.neuron.dt_ms,
                 build_root=args.build_root, progress=say)
     n = args.jobs or max(1, os.cpu_count() or 1)
     work = []
@@ -257,7 +272,7 @@ def _run_set(args, mod, jobs) -> int:
         work.append((cfg, s, p, b, "lpl-network", b.build_time_s))
     with ProcessPoolExecutor(max_workers=min(n, len(work))) as ex:
         for (cfg, s, _), (path, wall, rtf) in zip(jobs, ex.map(_one, work)):
-            print(f"{cfg.condition} seed {s}: real-time factor {rtf:.2f} -> {path}")
+            print(f"{cfg.protocol.condition} seed {s}: real-time factor {rtf:.2f} -> {path}")
     return 0
 
 

@@ -74,7 +74,7 @@ def _resolver(command: str):
         from spiking.experiments import get_experiment
 
         mod = get_experiment(str(opts["experiment"]))
-        cfg = mod.Config()
+        cfg = mod.CONFIG()
         if "duration" in opts:
             d = opts["duration"]
             if not isinstance(d, int | float) or not d > 0:

@@ -1,10 +1,11 @@
 """Spiking experiments, each one call from Python and one CLI command (``ratespike spike NAME``).
 
-``EXPERIMENTS``, the one list of experiments (the ``spike`` command and sweeps read it), maps the CLI name to
-the module; each module's ``simulate`` function has the signature
-``simulate(cfg, *, seed, device="cpp_standalone", build_root=None, threads=1, progress=False)
--> (xarray.Dataset, dict of group Datasets)`` and each module a ``Config`` class (typed, frozen, paper
-defaults) with a ``duration_s`` field.
+``EXPERIMENTS`` maps the CLI name to its module; each module has ``CONFIG``, its config class (typed, frozen,
+paper defaults, composed of sub-configs such as ``neuron``, ``rule``, ``protocol``; a unique class name per
+experiment: ``LPLNetworkConfig``, ``STDPProtocolConfig``, ``SongSTDPConfig``, ``BCMRateConfig``), ``config(**changes)`` (the
+defaults with bare unique field names or dotted paths changed, :func:`bridge.config.replace_config`), a
+``protocol.duration_s`` field, and ``simulate(cfg, *, seed, device="cpp_standalone", build_root=None,
+threads=1, progress=False) -> (xarray.Dataset, dict of group Datasets)``.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ EXPERIMENTS: dict[str, str] = {
     "lpl-network": "spiking.experiments.lpl_network",
     "stdp-protocol": "spiking.experiments.stdp_protocol",
     "song-stdp": "spiking.experiments.song_stdp",
+    "bcm-rate": "spiking.experiments.bcm_rate",
 }
 
 

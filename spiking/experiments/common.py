@@ -1,4 +1,6 @@
-"""Helpers shared by the spiking experiments: spike arrays, provenance and timing attributes."""
+"""Helpers shared by the spiking experiments: spike arrays, provenance and timing attributes.
+
+Binning and the other Fig. 5 definitions live in :mod:`bridge.fig5`."""
 from __future__ import annotations
 
 from typing import Any
@@ -45,15 +47,3 @@ def spike_variables(name: str, times_s: np.ndarray, neurons: np.ndarray, n_neuro
             "cf_role": "indexed ragged array (CF 9.3.4)"}),
     }
 
-
-def binned_counts(times_s: np.ndarray, neurons: np.ndarray, n_neurons: int, t0: float, t1: float,
-                  bin_s: float) -> np.ndarray:
-    """Spike counts in bins of ``bin_s`` over [t0, t1); shape (n_bins, n_neurons)."""
-    n_bins = max(0, int(np.floor((t1 - t0) / bin_s + 1e-9)))
-    out = np.zeros((n_bins, n_neurons), dtype=np.float32)
-    if n_bins == 0:
-        return out
-    b = np.floor((np.asarray(times_s) - t0) / bin_s + 1e-9).astype(np.int64)
-    ok = (b >= 0) & (b < n_bins)
-    np.add.at(out, (b[ok], np.asarray(neurons)[ok]), 1.0)
-    return out

@@ -24,30 +24,34 @@ value per step, value n written at the end of step n): -51 mV, -20 mV at the ste
 """
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
-from bridge.config import check_positive
+from bridge.config import check_positive, field_paths, get_path, replace_config
 from bridge.errors import ConfigError
-from spiking.neurons import NeuronConfig, check_steps, validate_neuron
-from spiking.rules.lpl import LPLConfig, validate_lpl
+from spiking.neurons import NeuronConfig, check_steps
+from spiking.rules.lpl import LPLConfig
+
+
+#: the LPL constants of the protocol that differ from the Fig. 5 network's (run_stdp.sh, sim_lpl_stdp_protocol.cpp)
+PROTOCOL_LPL = dict(
+    eta=5e-3,                # run_stdp.sh
+    delta=0.0,               # no transmitter-triggered term in the protocol
+    tau_sigma2_s=300.0,      # constructor default: the binary ignores --tau_sigma2 20
+    sigma2=0.1,              # initial variance trace: 0.1 Hebbian, 1 symmetric, 100 reversed window
+    prior_rate_hz=10.0,      # m initialised to the prior rate (Fig. 6 STDP curves: 10 Hz)
+    plasticity_start_s=0.0,  # no priming
+)
 
 
 @dataclass(frozen=True, kw_only=True)
-class Config(NeuronConfig, LPLConfig):
-    """STDP-pairing protocol (sim_lpl_stdp_protocol.cpp, run_stdp.sh, sweep_stdp.sh); lpl.md section 4."""
+class PairingProtocol:
+    """Pairings, clamp and length of the STDP protocol (mk_spikes.py, run_stdp.sh, sweep_stdp.sh)."""
 
-    eta: float = 5e-3               # run_stdp.sh
-    delta: float = 0.0              # no transmitter-triggered term in the protocol
-    tau_sigma2_s: float = 300.0     # constructor default: the binary ignores --tau_sigma2 20
-    sigma2: float = 0.1             # initial variance trace: 0.1 Hebbian, 1 symmetric, 100 reversed window
-    prior_rate_hz: float = 10.0     # m initialised to the prior rate (Fig. 6 STDP curves: 10 Hz)
-    plasticity_start_s: float = 0.0  # no priming
     duration_s: float = 200.0       # run_stdp.sh --simtime 200
     n_pre: int = 100                # mk_spikes.py
     window_ms: float = 50.0         # T: d_j = linspace(-T, T, n_pre) (rate sweep: 20 ms)
@@ -61,19 +65,39 @@ class Config(NeuronConfig, LPLConfig):
     w0: float = 0.5                 # initial weight
 
     def __post_init__(self) -> None:
-        validate_neuron(self)
-        validate_lpl(self)
         check_positive(self, "n_pre", "window_ms", "pairing_rate_hz", "n_pairings", "w0", "step_steps")
         if self.duration_s <= 0:
             raise ConfigError(f"duration_s must be > 0, got {self.duration_s!r}")
-        if self.first_pairing_s * 1e3 - self.window_ms < 2 * self.dt_ms:
-            raise ConfigError(f"first_pairing_s = {self.first_pairing_s!r} must exceed window_ms = "
-                              f"{self.window_ms!r} ms by two steps (pre spikes before t = 0)")
-        check_steps("pred_delay_ms", self.pred_delay_ms, self.dt_ms)
+
+
+@dataclass(frozen=True, kw_only=True)
+class STDPProtocolConfig:
+    """STDP-pairing protocol (sim_lpl_stdp_protocol.cpp); lpl.md section 4: neuron, LPL rule, protocol."""
+
+    neuron: NeuronConfig = field(default_factory=NeuronConfig)
+    rule: LPLConfig = field(default_factory=lambda: LPLConfig(**PROTOCOL_LPL))
+    protocol: PairingProtocol = field(default_factory=PairingProtocol)
+
+    def __post_init__(self) -> None:
+        dt = self.neuron.dt_ms
+        if self.protocol.first_pairing_s * 1e3 - self.protocol.window_ms < 2 * dt:
+            raise ConfigError(f"first_pairing_s = {self.protocol.first_pairing_s!r} must exceed window_ms = "
+                              f"{self.protocol.window_ms!r} ms by two steps (pre spikes before t = 0)")
+        check_steps("pred_delay_ms", self.rule.pred_delay_ms, dt)
+
+
+#: the experiment's config class
+CONFIG = STDPProtocolConfig
+
+
+def config(**changes) -> STDPProtocolConfig:
+    """The protocol's config with ``changes`` (bare unique names or dotted paths), validated."""
+    return replace_config(STDPProtocolConfig(), changes)
 
 
 #: fields that may differ between conditions sharing one build
-PER_CONDITION = ("sigma2", "prior_rate_hz", "window_ms", "pairing_rate_hz", "n_pairings")
+PER_CONDITION = ("rule.sigma2", "rule.prior_rate_hz", "protocol.window_ms", "protocol.pairing_rate_hz",
+                 "protocol.n_pairings")
 
 CLAMP_EQS = """
 kick : 1
@@ -89,7 +113,7 @@ kick = clip(kick - 1, 0, 1e9)
 CLAMP_ORDER = 10
 
 
-def spike_schedule(cfg: Config) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def spike_schedule(cfg: STDPProtocolConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pairing times and presynaptic spikes of one condition, on the dt grid.
 
     Returns
@@ -99,23 +123,23 @@ def spike_schedule(cfg: Config) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     pre_index, pre_steps : arrays of int
         Presynaptic neuron and step of every pre spike.
     """
-    dt = cfg.dt_ms * 1e-3
-    t_post = cfg.first_pairing_s + np.arange(cfg.n_pairings) / cfg.pairing_rate_hz
+    dt = cfg.neuron.dt_ms * 1e-3
+    t_post = cfg.protocol.first_pairing_s + np.arange(cfg.protocol.n_pairings) / cfg.protocol.pairing_rate_hz
     post_steps = np.round(t_post / dt).astype(np.int64)
-    d = np.linspace(-cfg.window_ms, cfg.window_ms, cfg.n_pre) * 1e-3
+    d = np.linspace(-cfg.protocol.window_ms, cfg.protocol.window_ms, cfg.protocol.n_pre) * 1e-3
     d_steps = np.round(d / dt).astype(np.int64)
     pre_steps = (post_steps[:, None] + d_steps[None, :]).ravel()  # (pairing, pre) -> flat
-    pre_index = np.tile(np.arange(cfg.n_pre), cfg.n_pairings)
+    pre_index = np.tile(np.arange(cfg.protocol.n_pre), cfg.protocol.n_pairings)
     return post_steps, pre_index, pre_steps
 
 
-def delta_t_ms(cfg: Config) -> np.ndarray:
+def delta_t_ms(cfg: STDPProtocolConfig) -> np.ndarray:
     """delta_t = t_post - t_pre of each presynaptic neuron, in ms on the dt grid (= -d_j)."""
-    d = np.linspace(-cfg.window_ms, cfg.window_ms, cfg.n_pre)
-    return -np.round(d / cfg.dt_ms) * cfg.dt_ms
+    d = np.linspace(-cfg.protocol.window_ms, cfg.protocol.window_ms, cfg.protocol.n_pre)
+    return -np.round(d / cfg.neuron.dt_ms) * cfg.neuron.dt_ms
 
 
-def simulate_conditions(cfgs: Sequence[Config], *, seed: int, dev) -> list[xr.Dataset]:
+def simulate_conditions(cfgs: Sequence[STDPProtocolConfig], *, seed: int, dev) -> list[xr.Dataset]:
     """Run several protocol conditions in one network on the active device; one Dataset per condition.
 
     All configs must agree on every field except :data:`PER_CONDITION`.
@@ -128,11 +152,11 @@ def simulate_conditions(cfgs: Sequence[Config], *, seed: int, dev) -> list[xr.Da
 
     base = cfgs[0]
     for c in cfgs[1:]:
-        for f in dataclasses.fields(Config):
-            if f.name not in PER_CONDITION and getattr(c, f.name) != getattr(base, f.name):
-                raise ConfigError(f"conditions sharing one build must agree on {f.name!r}")
-    dt_s = base.dt_ms * 1e-3
-    n_pre = base.n_pre
+        for path in field_paths(base):
+            if path not in PER_CONDITION and get_path(c, path) != get_path(base, path):
+                raise ConfigError(f"conditions sharing one build must agree on {path!r}")
+    dt_s = base.neuron.dt_ms * 1e-3
+    n_pre = base.protocol.n_pre
     k = len(cfgs)
     # generators fire one step early: the relay neuron spikes one step after its input arrives
     pre_idx, pre_t, post_idx, post_t = [], [], [], []
@@ -144,29 +168,30 @@ def simulate_conditions(cfgs: Sequence[Config], *, seed: int, dev) -> list[xr.Da
         post_t.append(ps - 1)
     pre_idx, pre_t = np.concatenate(pre_idx), np.concatenate(pre_t)
     post_idx, post_t = np.concatenate(post_idx), np.concatenate(post_t)
-    pre, *pre_drive = spike_train_group(k * n_pre, pre_idx, pre_t + 1, base.dt_ms, extra_eqs=lpl.PRE_EQS,
+    pre, *pre_drive = spike_train_group(k * n_pre, pre_idx, pre_t + 1, base.neuron.dt_ms, extra_eqs=lpl.PRE_EQS,
                                         name="pre")
     gen_post = SpikeGeneratorGroup(k, post_idx, post_t * dt_s * 1e3 * ms, name="gen_post")
-    post = lif_group(k, base, name="post", extra_eqs=CLAMP_EQS + lpl.POST_EQS, extra_reset=lpl.POST_RESET)
-    post.namespace.update(clamp_v=base.clamp_mv * mV, step_v=base.step_mv * mV, end_v=base.end_mv * mV,
+    post = lif_group(k, base.neuron, name="post", extra_eqs=CLAMP_EQS + lpl.POST_EQS, extra_reset=lpl.POST_RESET)
+    prot = base.protocol
+    post.namespace.update(clamp_v=prot.clamp_mv * mV, step_v=prot.step_mv * mV, end_v=prot.end_mv * mV,
                           ramp_len=5 * ms)
     # per condition: the ramp to end_mv starts 5 ms after its last pairing; the file ends 200 s after it
     last = np.array([spike_schedule(c)[0][-1] for c in cfgs]) * dt_s
     post.t_ramp = (last + 5e-3) * second
     post.t_file_end = (last + 200.0) * second
-    post.v = base.clamp_mv * mV
-    drive_post = Synapses(gen_post, post, on_pre=f"kick_post = {int(base.step_steps)}", name="drive_post")
+    post.v = base.protocol.clamp_mv * mV
+    drive_post = Synapses(gen_post, post, on_pre=f"kick_post = {int(base.protocol.step_steps)}", name="drive_post")
     drive_post.connect(j="i", namespace={})
     i = np.arange(k * n_pre)
     j = i // n_pre
-    objs = lpl.lpl_synapses(pre, post, base, dt_s=dt_s, i=i, j=j, w0=base.w0, delay_ms=base.delay_ms,
-                            name="lpl")
+    objs = lpl.synapses(pre, post, base.rule, connect=(i, j), w0=base.protocol.w0, delay_ms=base.neuron.delay_ms,
+                        dt_ms=base.neuron.dt_ms, name="lpl")
     post.run_regularly(CLAMP, when="end", order=CLAMP_ORDER, name="clamp")
     # per-condition initial traces (lpl_synapses set the base values)
-    post.sigma2 = np.array([c.sigma2 for c in cfgs])
-    post.m = np.array([c.prior_rate_hz * c.tau_mean_s for c in cfgs])
+    post.sigma2 = np.array([c.rule.sigma2 for c in cfgs])
+    post.m = np.array([c.rule.prior_rate_hz * c.rule.tau_mean_s for c in cfgs])
     net = Network(pre, *pre_drive, gen_post, post, drive_post, *objs)
-    dev.run(net, base.duration_s)
+    dev.run(net, base.protocol.duration_s)
     dev.finish()
     syn = objs[0]
     w = np.asarray(syn.w[:], dtype=np.float64)
@@ -174,13 +199,13 @@ def simulate_conditions(cfgs: Sequence[Config], *, seed: int, dev) -> list[xr.Da
     w_mat = np.zeros((k, n_pre))
     w_mat[sj, si - sj * n_pre] = w  # (condition, pre)
     sigma2_end = np.asarray(post.sigma2[:], dtype=np.float64)
-    rate_end = np.asarray(post.m[:], dtype=np.float64) / base.tau_mean_s
+    rate_end = np.asarray(post.m[:], dtype=np.float64) / base.rule.tau_mean_s
     nspk = np.asarray(post.nspk[:], dtype=np.float64)
     out = []
     for c_i, c in enumerate(cfgs):
         dt_ms_ = delta_t_ms(c)
         order = np.argsort(dt_ms_)
-        dw = (w_mat[c_i] - c.w0) / c.w0
+        dw = (w_mat[c_i] - c.protocol.w0) / c.protocol.w0
         ds = xr.Dataset(
             {"dw": ("delta_t", dw[order], {"units": "1", "long_name": "relative weight change (w - w0) / w0"}),
              "w": ("delta_t", w_mat[c_i][order], {"units": "1", "long_name": "final weight"}),
@@ -193,24 +218,24 @@ def simulate_conditions(cfgs: Sequence[Config], *, seed: int, dev) -> list[xr.Da
     return out
 
 
-def simulate(cfg: Config, *, seed: int = 0, device: str = "cpp_standalone", build_root=None, threads: int = 1,
-             progress: bool = False) -> tuple[xr.Dataset, dict[str, xr.Dataset]]:
+def simulate(cfg: STDPProtocolConfig, *, seed: int = 0, device: str = "cpp_standalone", build_root=None,
+             threads: int = 1, progress: bool = False) -> tuple[xr.Dataset, dict[str, xr.Dataset]]:
     """One STDP-protocol run: ``dw`` over ``delta_t`` with the run's provenance and timing attributes."""
     from spiking.devices import use_device
     from spiking.experiments.common import run_attrs
 
-    with use_device(device, seed=seed, dt_ms=cfg.dt_ms, build_root=build_root, threads=threads) as dev:
+    with use_device(device, seed=seed, dt_ms=cfg.neuron.dt_ms, build_root=build_root, threads=threads) as dev:
         (ds,) = simulate_conditions([cfg], seed=seed, dev=dev)
         ds.attrs.update(run_attrs(cfg, experiment="stdp-protocol", seed=seed, dev=dev))
     return ds, {}
 
 
-def sweep(cfgs: Sequence[Config], *, seed: int = 0, device: str = "cpp_standalone", build_root=None,
+def sweep(cfgs: Sequence[STDPProtocolConfig], *, seed: int = 0, device: str = "cpp_standalone", build_root=None,
           labels: Sequence[Any] | None = None) -> tuple[list[xr.Dataset], dict[str, float]]:
     """Several conditions in one build (windows for several sigma2, pairing rates, priors)."""
     from spiking.devices import use_device
 
-    with use_device(device, seed=seed, dt_ms=cfgs[0].dt_ms, build_root=build_root) as dev:
+    with use_device(device, seed=seed, dt_ms=cfgs[0].neuron.dt_ms, build_root=build_root) as dev:
         out = simulate_conditions(list(cfgs), seed=seed, dev=dev)
         timing = {"build_time_s": dev.build_time_s, "wall_time_s": dev.wall_time_s,
                   "simulated_time_s": dev.simulated_time_s}

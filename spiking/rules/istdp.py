@@ -16,6 +16,7 @@ from typing import Any
 
 from bridge.config import check_positive
 from bridge.errors import ConfigError
+from spiking.rules import Connect
 
 ISTDP_EQS = """
 zeta : 1 (shared)
@@ -48,36 +49,45 @@ class ISTDPConfig:
 
     zeta: float = 1e-3            # learning rate zeta (eta_inh), sim_lpl_spiking.cpp
     kappa_hz: float = 10.0        # target rate kappa; 2 kappa tau = 0.4
-    tau_istdp_ms: float = 20.0    # pre and post trace time constant
-    w_max_ie: float = 1.0         # I -> E weights clipped to [0, 1]
+    tau_ms: float = 20.0          # pre and post trace time constant
+    w_max: float = 1.0            # I -> E weights clipped to [0, 1]
 
     def __post_init__(self) -> None:
         validate_istdp(self)
 
 
+CONFIG = ISTDPConfig
+PRE_EQS = ""
+POST_EQS = ""  # the post group needs g_gaba (the neuron model has it)
+POST_RESET = ""
+
+
 def validate_istdp(cfg: Any) -> None:
-    check_positive(cfg, "tau_istdp_ms", "w_max_ie")
+    check_positive(cfg, "tau_ms", "w_max")
     for name in ("zeta", "kappa_hz"):
         if getattr(cfg, name) < 0:
             raise ConfigError(f"{name} must be >= 0, got {getattr(cfg, name)!r}")
 
 
-def istdp_synapses(pre, post, cfg: Any, *, i, j, w0: float, delay_ms: float, plastic: bool = True,
-                   plasticity_start_s: float = 0.0, name: str = "istdp"):
-    """Inhibitory synapses ``pre -> post`` (target ``g_gaba``), plastic with the Vogels rule or fixed."""
+def synapses(pre, post, cfg: ISTDPConfig, *, connect: Connect, w0: float, delay_ms: float,
+             dt_ms: float | None = None, name: str = "istdp") -> list:
+    """Inhibitory synapses ``pre -> post`` (target ``g_gaba``), plastic with the Vogels rule (fixed: zeta = 0).
+
+    The signature of every rule of :mod:`spiking.rules`; ``dt_ms`` is not needed (event-driven traces).
+    Plasticity is on from t = 0 (``t_plastic``, a run-time value: the Fig. 5 network sets it).
+    """
     from brian2 import Synapses, ms, second
 
-    ns = {"tau_istdp": cfg.tau_istdp_ms * ms,
-          "alpha": 2 * cfg.kappa_hz * cfg.tau_istdp_ms * 1e-3, "w_max_ie": float(cfg.w_max_ie)}
+    from spiking.rules import connect_synapses
+
+    # the Brian2 names (tau_istdp, w_max_ie) stay as they were: they are part of the generated code
+    ns = {"tau_istdp": cfg.tau_ms * ms, "alpha": 2 * cfg.kappa_hz * cfg.tau_ms * 1e-3, "w_max_ie": float(cfg.w_max)}
     syn = Synapses(pre, post, ISTDP_EQS, on_pre=ON_PRE, on_post=ON_POST, delay=delay_ms * ms,
                    namespace=ns, name=name)
-    if isinstance(i, str):  # a connection probability expression drawn inside the binary
-        syn.connect(p=i, namespace=dict(j) if j else {})
-    else:
-        syn.connect(i=i, j=j)
+    connect_synapses(syn, connect)
     syn.w = w0
     syn.t_arr = -1 * second
-    syn.zeta = float(cfg.zeta) if plastic else 0.0
-    syn.t_plastic = plasticity_start_s * second
+    syn.zeta = float(cfg.zeta)
+    syn.t_plastic = 0 * second
     syn.t_off = 0 * second
-    return syn
+    return [syn]

@@ -55,6 +55,7 @@ from typing import Any
 
 from bridge.config import check_positive
 from bridge.errors import ConfigError
+from spiking.rules import Connect
 
 #: number of f'(U) delay stages (0.8 ms at dt = 0.1 ms); the experiments check dt against it
 DELAY_STAGES_DEFAULT = 8
@@ -90,6 +91,9 @@ class LPLConfig:
 
     def __post_init__(self) -> None:
         validate_lpl(self)
+
+
+CONFIG = LPLConfig
 
 
 def validate_lpl(cfg: Any) -> None:
@@ -228,9 +232,11 @@ def set_run_values(syn, post, cfg: Any, t_off_s: float = 0.0) -> None:
     syn.t_off_syn = t_off_s * second
 
 
-def lpl_synapses(pre, post, cfg: Any, *, dt_s: float, i, j, w0: float, delay_ms: float,
-                 on_pre: str = "g_ampa_post += w", name: str = "lpl"):
+def synapses(pre, post, cfg: LPLConfig, *, connect: Connect, w0: float, delay_ms: float, dt_ms: float,
+             name: str = "lpl", on_pre: str = "g_ampa_post += w") -> list:
     """Build the LPL synapses ``pre -> post`` and the per-step code on ``pre`` and ``post``.
+
+    The signature every rule of :mod:`spiking.rules` has (``on_pre`` is this rule's own extra).
 
     Parameters
     ----------
@@ -239,15 +245,15 @@ def lpl_synapses(pre, post, cfg: Any, *, dt_s: float, i, j, w0: float, delay_ms:
     post : NeuronGroup
         Postsynaptic group whose equations include :data:`POST_EQS` and whose reset includes
         :data:`POST_RESET`; it must have a membrane variable ``v`` (volt).
-    cfg : LPLConfig or an experiment config with the same fields
-    dt_s : float
-        Simulation step in seconds; ``delay_ms`` must be 8 steps (the shift register of f').
-    i, j : array of int, or (i) a connection probability expression and j None
-        Pre and post indices of the synapses, or a probability drawn by Brian2 (inside a standalone binary).
+    cfg : LPLConfig
+    connect : see :data:`spiking.rules.Connect`
+        A connection probability expression (drawn by Brian2, inside a standalone binary) or (i, j) indices.
     w0 : float
         Initial weight.
     delay_ms : float
         Transmission delay; also the delay of the eligibility factors ("taken 0.8 ms earlier").
+    dt_ms : float
+        Simulation step; ``delay_ms`` must be 8 steps (the shift register of f').
     on_pre : str
         Transmission code ('' for a voltage-clamped post neuron).
 
@@ -258,6 +264,9 @@ def lpl_synapses(pre, post, cfg: Any, *, dt_s: float, i, j, w0: float, delay_ms:
     """
     from brian2 import Synapses, ms, second
 
+    from spiking.rules import connect_synapses
+
+    dt_s = dt_ms * 1e-3
     ns = lpl_namespace(cfg, dt_s)
     if abs(delay_ms / (dt_s * 1e3) - DELAY_STAGES_DEFAULT) > 1e-6:
         raise ConfigError(f"the LPL eligibility delay uses {DELAY_STAGES_DEFAULT} steps of dt; delay_ms = "
@@ -267,10 +276,7 @@ def lpl_synapses(pre, post, cfg: Any, *, dt_s: float, i, j, w0: float, delay_ms:
     eqs = SYN_EQS_FAST if cfg.fast_rms else SYN_EQS
     kw = {"on_pre": on_pre, "delay": delay_ms * ms} if on_pre else {}
     syn = Synapses(pre, post, eqs, namespace=ns, name=name, **kw)
-    if isinstance(i, str):  # a connection probability drawn inside the binary (run-time seed)
-        syn.connect(p=i)
-    else:
-        syn.connect(i=i, j=j)
+    connect_synapses(syn, connect)
     syn.w = w0
     set_run_values(syn, post, cfg)
     syn.run_regularly(SYN_UPDATE, when="end", order=1, name=f"{name}_elig")
@@ -278,7 +284,7 @@ def lpl_synapses(pre, post, cfg: Any, *, dt_s: float, i, j, w0: float, delay_ms:
                       when="end", order=2, name=f"{name}_wstep")
     # post side: rate, error, variance (order 0, before the synapses), then the shift register (order 3)
     if post.namespace is None or pre.namespace is None:
-        raise ConfigError("lpl_synapses needs pre and post groups created with a namespace dict (e.g. {})")
+        raise ConfigError("the LPL synapses need pre and post groups created with a namespace dict (e.g. {})")
     post.namespace.update(ns)
     post.m = cfg.prior_rate_hz * cfg.tau_mean_s
     post.sigma2 = cfg.sigma2

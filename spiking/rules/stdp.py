@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bridge.config import check_positive
+from spiking.rules import Connect
 
 STDP_EQS = """
 w : 1
@@ -35,8 +36,8 @@ w = clip(w + apre, 0, g_max)
 class STDPConfig:
     """Constants of additive pair STDP (Song, Miller & Abbott 2000)."""
 
-    tau_pre_stdp_ms: float = 20.0    # tau_+, Song et al. 2000, Methods
-    tau_post_stdp_ms: float = 20.0   # tau_-, Song et al. 2000, Methods
+    tau_pre_ms: float = 20.0         # tau_+, Song et al. 2000, Methods
+    tau_post_ms: float = 20.0        # tau_-, Song et al. 2000, Methods
     g_max: float = 0.01              # maximal conductance (units of the leak conductance)
     a_plus: float = 0.01             # dA_pre in units of g_max
     depression_ratio: float = 1.05   # A_- tau_- / (A_+ tau_+) = 1.05, Song et al. 2000
@@ -45,27 +46,36 @@ class STDPConfig:
         validate_stdp(self)
 
 
+CONFIG = STDPConfig
+PRE_EQS = ""
+POST_EQS = "g_stdp : 1\n"  # the conductance the rule's synapses drive
+POST_RESET = ""
+
+
 def validate_stdp(cfg: Any) -> None:
-    check_positive(cfg, "tau_pre_stdp_ms", "tau_post_stdp_ms", "g_max", "a_plus", "depression_ratio")
+    check_positive(cfg, "tau_pre_ms", "tau_post_ms", "g_max", "a_plus", "depression_ratio")
 
 
 def stdp_namespace(cfg: Any) -> dict[str, Any]:
     from brian2 import ms
 
     da_pre = cfg.a_plus * cfg.g_max
-    return {"tau_pre": cfg.tau_pre_stdp_ms * ms, "tau_post": cfg.tau_post_stdp_ms * ms, "g_max": cfg.g_max,
-            "da_pre": da_pre,
-            "da_post": -da_pre * cfg.tau_pre_stdp_ms / cfg.tau_post_stdp_ms * cfg.depression_ratio}
+    return {"tau_pre": cfg.tau_pre_ms * ms, "tau_post": cfg.tau_post_ms * ms, "g_max": cfg.g_max,
+            "da_pre": da_pre, "da_post": -da_pre * cfg.tau_pre_ms / cfg.tau_post_ms * cfg.depression_ratio}
 
 
-def stdp_synapses(pre, post, cfg: Any, *, i=None, j=None, name: str = "stdp"):
-    """Plastic synapses ``pre -> post`` onto the post variable ``g_stdp`` (all-to-all when i, j are None)."""
-    from brian2 import Synapses
+def synapses(pre, post, cfg: STDPConfig, *, connect: Connect = None, w0: float | None = None,
+             delay_ms: float = 0.0, dt_ms: float | None = None, name: str = "stdp") -> list:
+    """Plastic synapses ``pre -> post`` onto the post variable ``g_stdp`` (the signature of every rule of
+    :mod:`spiking.rules`; ``dt_ms`` is not needed, the traces are event-driven; ``w0`` None leaves w at 0)."""
+    from brian2 import Synapses, ms
 
+    from spiking.rules import connect_synapses
+
+    kw = {"delay": delay_ms * ms} if delay_ms else {}
     syn = Synapses(pre, post, STDP_EQS, on_pre=ON_PRE, on_post=ON_POST, namespace=stdp_namespace(cfg),
-                   name=name)
-    if i is None:
-        syn.connect()
-    else:
-        syn.connect(i=i, j=j)
-    return syn
+                   name=name, **kw)
+    connect_synapses(syn, connect)
+    if w0 is not None:
+        syn.w = w0
+    return [syn]
