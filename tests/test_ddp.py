@@ -252,7 +252,7 @@ def _assert_same(two: xr.Dataset, one: xr.Dataset, names, rtol: float | None = N
 # mean_activity, which follows the biases of conv2's always-active channels, a direction the (shift-invariant)
 # loss does not see, in which Adam turns rounding noise into full steps (1 vs 2 processes: biases 5.6e-3 apart,
 # weights 5e-8; docs/scaling.md)
-LPL_RTOL, LPL_ATOL = 1e-5, 1e-9
+LPL_RTOL, LPL_ATOL = 1e-5, 1e-8  # float32 sums over ranks in another order: loss_decorr (~1e-4) moves by 2.6e-9
 
 
 def test_lpl_under_two_processes_gives_the_single_process_run(ddp_run):

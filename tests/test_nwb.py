@@ -104,7 +104,7 @@ def song_file(tmp_path_factory):
     from bridge.io import write_run
     from spiking.experiments import song_stdp
 
-    cfg = song_stdp.Config(duration_s=0.2, dt_ms=0.5, n_inputs=400, input_rate_hz=40.0, snapshot_s=0.05)
+    cfg = song_stdp.config(duration_s=0.2, dt_ms=0.5, n_inputs=400, input_rate_hz=40.0, snapshot_s=0.05)
     ds, groups = song_stdp.simulate(cfg, seed=1, device="runtime", codegen="numpy")
     assert ds["spike_time_post"].size > 0  # the neuron fired: the units table has spikes to carry
     return write_run(ds, tmp_path_factory.mktemp("song") / "song.nc", groups=groups)
