@@ -268,7 +268,9 @@ def test_lpl_under_two_processes_gives_the_single_process_run(ddp_run):
 
 def test_lpl_batch_statistics_are_gathered_across_ranks(ddp_run):
     """Shuffled positives and stale estimates over the whole batch; without the gather the run differs."""
-    _assert_same(xr.open_dataset(ddp_run / "lpl_variant.nc"), _lpl_single("variant"), LPL_METRICS)
+    # stale estimates carry the gathered sums from batch to batch: the float32 summation order of the two ranks
+    # leaves up to 2.7e-5 relative (CI: participation ratio 1.3e-5, loss_decorr 2.7e-5); the no-gather run differs by > 1e-3
+    _assert_same(xr.open_dataset(ddp_run / "lpl_variant.nc"), _lpl_single("variant"), LPL_METRICS, rtol=1e-4)
     one = _lpl_single("no_gather")  # one process, the whole batch
     local = xr.open_dataset(ddp_run / "lpl_no_gather.nc")  # two processes, each rank's statistics of its half
     for name in ("train_loss", "loss_hebb", "loss_decorr"):  # off by > 100x the tolerance of the comparisons
