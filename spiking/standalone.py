@@ -36,7 +36,6 @@ import fcntl
 import hashlib
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -278,28 +277,8 @@ def _code_hash(directory: Path) -> str:
         if p.is_file() and (p.suffix in (".cpp", ".h", ".hpp") or p.name in ("makefile", "main.cpp")
                             or p.parent.name == "static_arrays"):
             h.update(p.relative_to(directory).as_posix().encode())
-            data = p.read_bytes()
-            h.update(canonical_main(data.decode()).encode() if p.name == "main.cpp" else data)
+            h.update(p.read_bytes())  # main.cpp with its clock resets sorted by _patch_main
     return h.hexdigest()[:16]
-
-
-_CLOCK_INIT = re.compile(r"^\s*_array_\w+_clock_(?:timestep|t)\[0\] = [^;]+;\s*$")
-
-
-def canonical_main(src: str) -> str:
-    """``main.cpp`` with each run of clock initialisations sorted: Brian2 writes them in the iteration order of a
-    set of clocks, which differs from one Python process to the next; their order does not matter."""
-    out: list[str] = []
-    run: list[str] = []
-    for line in src.splitlines():
-        if _CLOCK_INIT.match(line):
-            run.append(line)
-            continue
-        out += sorted(run)
-        run = []
-        out.append(line)
-    out += sorted(run)
-    return "\n".join(out)
 
 
 def _patch_main(path: Path) -> None:

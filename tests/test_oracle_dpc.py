@@ -20,13 +20,12 @@ with one line (``RATESPIKE_ORACLE_ANY_COMMIT=1`` runs it anyway). Nothing of the
 from __future__ import annotations
 
 import importlib
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from test_oracle_ssl import _checkout as _checkout_at  # tests/ is on sys.path (conftest)
 import torch
 
 from ratenets.analysis.dpc_hooks import HOOK_SITES, HOOK_TYPES, hook_pass
@@ -39,21 +38,10 @@ PX, BATCH, SEQ_LEN, N_IN = 64, 4, 5, 3
 
 
 def _checkout() -> Path:
-    path = os.environ.get("RATESPIKE_DPC_ORIG")
-    if not path:
-        pytest.skip(f"set RATESPIKE_DPC_ORIG to a local checkout of {REPO} to run this oracle test")
-    root = Path(path)
-    missing = [m for m in MARKERS if not (root / m).is_file()]
+    root = _checkout_at("RATESPIKE_DPC_ORIG", MARKERS[0], DPC_COMMIT, REPO)
+    missing = [m for m in MARKERS[1:] if not (root / m).is_file()]
     if missing:
-        pytest.fail(f"RATESPIKE_DPC_ORIG={path} is not a checkout of {REPO}: {missing[0]} is missing", pytrace=False)
-    try:
-        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        head = "unknown"
-    if head != DPC_COMMIT and os.environ.get("RATESPIKE_ORACLE_ANY_COMMIT") != "1":
-        pytest.fail(f"RATESPIKE_DPC_ORIG={path} is at commit {head}, the oracle test was written against "
-                    f"{DPC_COMMIT[:7]} of {REPO} (RATESPIKE_ORACLE_ANY_COMMIT=1 runs it anyway)", pytrace=False)
+        pytest.fail(f"RATESPIKE_DPC_ORIG={root} is not a checkout of {REPO}: {missing[0]} is missing", pytrace=False)
     return root
 
 

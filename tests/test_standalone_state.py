@@ -18,7 +18,7 @@ def test_lastupdate_moves_to_the_next_runs_clock_and_nothing_else_moves():
 
 
 def test_code_hash_ignores_the_order_of_clock_initialisations_only():
-    from spiking.standalone import canonical_main
+    from spiking.standalone import _sorted_clock_resets as canonical_main
 
     a = "int main() {\n  _array_b_clock_t[0] = 0.0;\n  _array_a_clock_t[0] = 0.0;\n  run_x();\n  run_y();\n}"
     b = "int main() {\n  _array_a_clock_t[0] = 0.0;\n  _array_b_clock_t[0] = 0.0;\n  run_x();\n  run_y();\n}"
